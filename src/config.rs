@@ -1,0 +1,316 @@
+//! The module's settings: names, defaults, ranges and validation, with no Redis in sight.
+//!
+//! The Redis glue (`redis::settings`) registers each [`Setting`] as a module config and
+//! forwards every change here, so a value is checked the same way whether it arrives as a
+//! load argument, a redis.conf line, `MODULE LOADEX ... CONFIG` or `CONFIG SET`.
+
+use crate::error::{Error, Result};
+
+/// Ten 365-day years: the largest TTL or max lifetime, in seconds.
+pub const MAX_SECONDS: i64 = 315_360_000;
+
+/// One module config. `name()` is what follows `session.` in `CONFIG GET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    Ttl,
+    TokenBytes,
+    Indexes,
+    MaxLifetime,
+    KeyPrefix,
+    IndexPrefix,
+    MaxDataBytes,
+}
+
+impl Setting {
+    /// Every setting, in the order the README lists them.
+    pub const ALL: [Setting; 7] = [
+        Setting::Ttl,
+        Setting::TokenBytes,
+        Setting::Indexes,
+        Setting::MaxLifetime,
+        Setting::KeyPrefix,
+        Setting::IndexPrefix,
+        Setting::MaxDataBytes,
+    ];
+
+    /// The config's name without the `session.` prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Ttl => "ttl",
+            Setting::TokenBytes => "token-bytes",
+            Setting::Indexes => "indexes",
+            Setting::MaxLifetime => "max-lifetime",
+            Setting::KeyPrefix => "key-prefix",
+            Setting::IndexPrefix => "index-prefix",
+            Setting::MaxDataBytes => "max-data-bytes",
+        }
+    }
+
+    /// Looks a name up case-insensitively, with or without the `session.` prefix.
+    pub fn from_name(name: &str) -> Option<Setting> {
+        let bare = match name.get(..8) {
+            Some(head) if head.eq_ignore_ascii_case("session.") => name.get(8..).unwrap_or(""),
+            _ => name,
+        };
+        Setting::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(bare))
+    }
+
+    /// `Some((min, max))` for numeric settings, `None` for string ones.
+    pub fn range(self) -> Option<(i64, i64)> {
+        match self {
+            Setting::Ttl => Some((1, MAX_SECONDS)),
+            Setting::TokenBytes => Some((16, 128)),
+            Setting::MaxLifetime => Some((0, MAX_SECONDS)),
+            Setting::MaxDataBytes => Some((1024, 536_870_912)),
+            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => None,
+        }
+    }
+
+    fn error(self, reason: impl Into<String>) -> Error {
+        Error::Setting {
+            name: self.name().to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The values in force. Commands read a snapshot of it; the glue swaps in a new one on change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub ttl: i64,
+    pub token_bytes: i64,
+    /// Property names, in the order given, without duplicates.
+    pub indexes: Vec<String>,
+    pub max_lifetime: i64,
+    pub key_prefix: String,
+    pub index_prefix: String,
+    pub max_data_bytes: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ttl: 7200,
+            token_bytes: 24,
+            indexes: Vec::new(),
+            max_lifetime: 0,
+            key_prefix: String::new(),
+            index_prefix: String::new(),
+            max_data_bytes: 65536,
+        }
+    }
+}
+
+impl Settings {
+    /// The current value of a numeric setting (0 for string ones).
+    pub fn numeric(&self, setting: Setting) -> i64 {
+        match setting {
+            Setting::Ttl => self.ttl,
+            Setting::TokenBytes => self.token_bytes,
+            Setting::MaxLifetime => self.max_lifetime,
+            Setting::MaxDataBytes => self.max_data_bytes,
+            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => 0,
+        }
+    }
+
+    /// The current value of a setting as `CONFIG GET` shows it.
+    pub fn text(&self, setting: Setting) -> String {
+        match setting {
+            Setting::Indexes => self.indexes.join(","),
+            Setting::KeyPrefix => self.key_prefix.clone(),
+            Setting::IndexPrefix => self.index_prefix.clone(),
+            _ => self.numeric(setting).to_string(),
+        }
+    }
+
+    /// Sets a numeric setting, refusing values out of its range.
+    pub fn set_numeric(&mut self, setting: Setting, value: i64) -> Result<()> {
+        let Some((min, max)) = setting.range() else {
+            return Err(setting.error("is not a numeric setting"));
+        };
+        if !(min..=max).contains(&value) {
+            return Err(setting.error(format!(
+                "{value} is out of range (must be between {min} and {max})"
+            )));
+        }
+        match setting {
+            Setting::Ttl => self.ttl = value,
+            Setting::TokenBytes => self.token_bytes = value,
+            Setting::MaxLifetime => self.max_lifetime = value,
+            Setting::MaxDataBytes => self.max_data_bytes = value,
+            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => {}
+        }
+        Ok(())
+    }
+
+    /// Sets any setting from its text form, as a load argument or redis.conf line gives it.
+    pub fn set_text(&mut self, setting: Setting, value: &str) -> Result<()> {
+        match setting {
+            Setting::Indexes => self.indexes = parse_indexes(value)?,
+            Setting::KeyPrefix => self.key_prefix = value.to_string(),
+            Setting::IndexPrefix => self.index_prefix = value.to_string(),
+            _ => {
+                let number = value.trim().parse::<i64>().map_err(|_| {
+                    setting.error(format!("'{value}' is not a whole number"))
+                })?;
+                self.set_numeric(setting, number)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies module load arguments: `name value` pairs, names case-insensitive.
+    /// An unknown name, a missing value or a bad value is an error naming the setting.
+    pub fn apply_load_args(&mut self, args: &[&[u8]]) -> Result<()> {
+        let mut pairs = args.chunks(2);
+        for pair in &mut pairs {
+            let raw_name = pair.first().copied().unwrap_or_default();
+            let name = String::from_utf8_lossy(raw_name);
+            let setting = Setting::from_name(&name).ok_or_else(|| Error::Setting {
+                name: name.to_string(),
+                reason: format!(
+                    "unknown setting (expected one of {})",
+                    Setting::ALL.map(Setting::name).join(", ")
+                ),
+            })?;
+            let Some(raw_value) = pair.get(1) else {
+                return Err(setting.error("missing value"));
+            };
+            let value = std::str::from_utf8(raw_value)
+                .map_err(|_| setting.error("value is not valid UTF-8"))?;
+            if value.contains('\0') {
+                return Err(setting.error("value contains a NUL byte"));
+            }
+            self.set_text(setting, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `indexes`: comma-separated property names, spaces around each trimmed.
+/// The empty string means no indexes; an empty name inside a list is refused.
+pub fn parse_indexes(value: &str) -> Result<Vec<String>> {
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut names: Vec<String> = Vec::new();
+    for part in value.split(',') {
+        let name = part.trim();
+        if name.is_empty() {
+            return Err(Setting::Indexes.error(format!("empty property name in '{value}'")));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_case_insensitively_with_or_without_prefix() {
+        let cases = [
+            ("ttl", Some(Setting::Ttl)),
+            ("TTL", Some(Setting::Ttl)),
+            ("session.ttl", Some(Setting::Ttl)),
+            ("SESSION.Token-Bytes", Some(Setting::TokenBytes)),
+            ("max-data-bytes", Some(Setting::MaxDataBytes)),
+            ("bogus", None),
+            ("session.", None),
+            ("", None),
+            ("sessio", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(Setting::from_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::default();
+        assert_eq!(s.ttl, 7200);
+        assert_eq!(s.token_bytes, 24);
+        assert!(s.indexes.is_empty());
+        assert_eq!(s.max_lifetime, 0);
+        assert_eq!(s.key_prefix, "");
+        assert_eq!(s.index_prefix, "");
+        assert_eq!(s.max_data_bytes, 65536);
+    }
+
+    #[test]
+    fn numeric_ranges_are_enforced() {
+        let cases = [
+            (Setting::Ttl, 0, false),
+            (Setting::Ttl, 1, true),
+            (Setting::Ttl, MAX_SECONDS, true),
+            (Setting::Ttl, MAX_SECONDS + 1, false),
+            (Setting::TokenBytes, 15, false),
+            (Setting::TokenBytes, 16, true),
+            (Setting::TokenBytes, 128, true),
+            (Setting::TokenBytes, 129, false),
+            (Setting::MaxLifetime, -1, false),
+            (Setting::MaxLifetime, 0, true),
+            (Setting::MaxDataBytes, 1023, false),
+            (Setting::MaxDataBytes, 536_870_912, true),
+            (Setting::MaxDataBytes, 536_870_913, false),
+        ];
+        for (setting, value, ok) in cases {
+            let mut s = Settings::default();
+            let before = s.clone();
+            let result = s.set_numeric(setting, value);
+            assert_eq!(result.is_ok(), ok, "{setting:?} {value}");
+            if !ok {
+                assert_eq!(s, before, "a refused value changes nothing");
+            }
+        }
+    }
+
+    #[test]
+    fn load_args_apply_in_pairs() {
+        let mut s = Settings::default();
+        let args: [&[u8]; 6] = [b"TTL", b"3600", b"indexes", b"user_id, tenant_id", b"key-prefix", b"s:"];
+        s.apply_load_args(&args).unwrap();
+        assert_eq!(s.ttl, 3600);
+        assert_eq!(s.indexes, vec!["user_id", "tenant_id"]);
+        assert_eq!(s.key_prefix, "s:");
+    }
+
+    #[test]
+    fn bad_load_args_name_the_setting() {
+        let cases: [(&[&[u8]], &str); 5] = [
+            (&[b"ttl", b"0"], "ERR session.ttl: 0 is out of range"),
+            (&[b"ttl", b"abc"], "ERR session.ttl: 'abc' is not a whole number"),
+            (&[b"ttl"], "ERR session.ttl: missing value"),
+            (&[b"bogus", b"1"], "ERR session.bogus: unknown setting"),
+            (&[b"indexes", b"a,,b"], "ERR session.indexes: empty property name"),
+        ];
+        for (args, want) in cases {
+            let err = Settings::default().apply_load_args(args).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{err} / {want}");
+        }
+    }
+
+    #[test]
+    fn indexes_parse_trims_and_dedupes() {
+        assert_eq!(parse_indexes("").unwrap(), Vec::<String>::new());
+        assert_eq!(parse_indexes("  ").unwrap(), Vec::<String>::new());
+        assert_eq!(parse_indexes("a").unwrap(), vec!["a"]);
+        assert_eq!(parse_indexes(" a , b ,a").unwrap(), vec!["a", "b"]);
+        assert!(parse_indexes("a,").is_err());
+        assert!(parse_indexes(",a").is_err());
+    }
+
+    #[test]
+    fn text_shows_what_config_get_shows() {
+        let mut s = Settings::default();
+        s.set_text(Setting::Indexes, "user_id,tenant_id").unwrap();
+        assert_eq!(s.text(Setting::Indexes), "user_id,tenant_id");
+        assert_eq!(s.text(Setting::Ttl), "7200");
+        assert_eq!(s.text(Setting::KeyPrefix), "");
+    }
+}

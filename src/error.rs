@@ -1,0 +1,89 @@
+//! The one error type of the domain. Every variant becomes an error reply whose first word
+//! is a Redis error code (`ERR`, `WRONGTYPE`), so that clients classify it as usual.
+
+use std::fmt;
+
+/// Anything a command can refuse. The `Display` text is the reply, code included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The command got too few or too many arguments (the name is the command's, lowercase).
+    WrongArity(&'static str),
+    /// `data` or `patch` is not JSON; the detail comes from the parser.
+    NotJson(String),
+    /// `data` or `patch` is JSON but not an object.
+    NotObject,
+    /// The JSON text is longer than `max-data-bytes`.
+    TooLarge(i64),
+    /// The JSON is nested deeper than [`crate::json::MAX_DEPTH`].
+    TooDeep,
+    /// `token` is reserved for the reply.
+    ReservedToken,
+    /// An indexed property holds an object or an array.
+    BadIndexValue(String),
+    /// `TTL` option not a whole number in range.
+    BadTtl,
+    /// `MAXLIFETIME` option not a whole number in range.
+    BadMaxLifetime,
+    /// An option the command does not know.
+    UnknownOption(String),
+    /// The same option twice.
+    DuplicateOption(String),
+    /// An index key holds something other than a set.
+    IndexWrongType(String),
+    /// A setting was given a bad value (load argument or CONFIG SET).
+    Setting { name: String, reason: String },
+    /// Something inside the module went wrong that no input should cause.
+    Internal(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::WrongArity(cmd) => {
+                write!(f, "ERR wrong number of arguments for '{cmd}' command")
+            }
+            Error::NotJson(detail) => write!(f, "ERR data is not valid JSON: {detail}"),
+            Error::NotObject => f.write_str("ERR data must be a JSON object"),
+            Error::TooLarge(max) => {
+                write!(f, "ERR data is larger than max-data-bytes ({max} bytes)")
+            }
+            Error::TooDeep => write!(
+                f,
+                "ERR data is nested more than {} levels deep",
+                crate::json::MAX_DEPTH
+            ),
+            Error::ReservedToken => {
+                f.write_str("ERR data must not contain the reserved property 'token'")
+            }
+            Error::BadIndexValue(name) => write!(
+                f,
+                "ERR indexed property '{name}' must be a string, number, boolean or null"
+            ),
+            Error::BadTtl => write!(
+                f,
+                "ERR TTL must be a whole number from 1 to {}",
+                crate::config::MAX_SECONDS
+            ),
+            Error::BadMaxLifetime => write!(
+                f,
+                "ERR MAXLIFETIME must be a whole number from 0 to {}",
+                crate::config::MAX_SECONDS
+            ),
+            Error::UnknownOption(opt) => {
+                write!(f, "ERR unknown option '{opt}' (expected TTL or MAXLIFETIME)")
+            }
+            Error::DuplicateOption(opt) => write!(f, "ERR option '{opt}' given twice"),
+            Error::IndexWrongType(key) => write!(
+                f,
+                "WRONGTYPE index key '{key}' holds a value that is not a set"
+            ),
+            Error::Setting { name, reason } => write!(f, "ERR session.{name}: {reason}"),
+            Error::Internal(what) => write!(f, "ERR internal error in redis-session: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for results of the domain.
+pub type Result<T> = std::result::Result<T, Error>;

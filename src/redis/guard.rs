@@ -1,0 +1,46 @@
+//! Nothing unwinds into Redis: every entry point runs inside [`catch`], and a panic hook
+//! writes what happened to the Redis log, so a bug costs one error reply, not the server.
+
+use std::ffi::CString;
+use std::panic::{self, AssertUnwindSafe};
+
+use redis_module::raw;
+
+/// Runs `f`, turning a panic into `on_panic()`.
+pub fn catch<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce() -> T) -> T {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| on_panic())
+}
+
+/// Writes one line to the Redis log at `level` ("warning", "notice", ...).
+/// The message is passed as data, never as a format string.
+pub fn log(level: &str, message: &str) {
+    let clean = |s: &str| CString::new(s.replace('\0', "\\0")).unwrap_or_default();
+    let (level, message) = (clean(level), clean(&format!("redis-session: {message}")));
+    if let Some(log) = unsafe { raw::RedisModule_Log } {
+        // SAFETY: a NULL context is allowed; "%s" consumes exactly the one C string given.
+        unsafe { log(std::ptr::null_mut(), level.as_ptr(), c"%s".as_ptr(), message.as_ptr()) };
+    }
+}
+
+/// Installs a panic hook that logs the panic (message and place, never arguments), then
+/// hands over to the hook that was there before (another module's, or Rust's default).
+pub fn install_panic_hook() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        log(
+            "warning",
+            &format!("caught a panic{place}: {what}; the command failed, the server goes on"),
+        );
+        previous(info);
+    }));
+}

@@ -1,0 +1,157 @@
+//! A thin, panic-free handle on a Redis key through the low-level module API: type checks,
+//! hash fields by fixed C names, and absolute expiry (which the crate does not wrap).
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+use std::ptr;
+
+use redis_module::{raw, Context, RedisString};
+
+/// What a key holds, as far as the module cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Empty,
+    Hash,
+    Set,
+    Other,
+}
+
+/// An open key, closed on drop.
+pub struct Key {
+    inner: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    /// Opens `name` for reading only (usable on read-only replicas).
+    pub fn read(ctx: &Context, name: &RedisString) -> Key {
+        Key::open(ctx, name, raw::REDISMODULE_READ)
+    }
+
+    /// Opens `name` for reading and writing.
+    pub fn write(ctx: &Context, name: &RedisString) -> Key {
+        Key::open(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
+    }
+
+    fn open(ctx: &Context, name: &RedisString, mode: u32) -> Key {
+        // SAFETY: ctx is the live context of the running command and `name` a live string;
+        // OpenKey returns NULL or a key handle that we close exactly once in Drop.
+        let inner = unsafe {
+            raw::RedisModule_OpenKey.map_or(ptr::null_mut(), |open| {
+                open(ctx.get_raw(), name.inner, mode as c_int).cast::<raw::RedisModuleKey>()
+            })
+        };
+        Key { inner }
+    }
+
+    /// The key's type; a key that could not be opened counts as empty.
+    pub fn kind(&self) -> Kind {
+        if self.inner.is_null() {
+            return Kind::Empty;
+        }
+        // SAFETY: inner is an open key.
+        let t = unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.inner)) };
+        match t as isize {
+            raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Empty,
+            raw::REDISMODULE_KEYTYPE_HASH => Kind::Hash,
+            raw::REDISMODULE_KEYTYPE_SET => Kind::Set,
+            _ => Kind::Other,
+        }
+    }
+
+    /// Reads up to four hash fields at once; a missing field is `None`.
+    /// Only call on a key whose kind is [`Kind::Hash`].
+    pub fn hash_get4(&self, ctx: &Context, fields: [&CStr; 4]) -> [Option<RedisString>; 4] {
+        let mut values: [*mut raw::RedisModuleString; 4] = [ptr::null_mut(); 4];
+        if !self.inner.is_null() {
+            // SAFETY: the API table is filled once at load, before any command runs.
+            if let Some(get) = unsafe { raw::RedisModule_HashGet } {
+                let [v0, v1, v2, v3] = &mut values;
+                // SAFETY: inner is an open hash key; CFIELDS makes each field a NUL-terminated
+                // C string, each followed by an out-pointer, the list ended by NULL.
+                unsafe {
+                    get(
+                        self.inner,
+                        raw::REDISMODULE_HASH_CFIELDS as c_int,
+                        fields[0].as_ptr(),
+                        v0 as *mut *mut raw::RedisModuleString,
+                        fields[1].as_ptr(),
+                        v1 as *mut *mut raw::RedisModuleString,
+                        fields[2].as_ptr(),
+                        v2 as *mut *mut raw::RedisModuleString,
+                        fields[3].as_ptr(),
+                        v3 as *mut *mut raw::RedisModuleString,
+                        ptr::null::<c_char>(),
+                    );
+                }
+            }
+        }
+        values.map(|v| {
+            (!v.is_null()).then(|| RedisString::from_redis_module_string(ctx.get_raw(), v))
+        })
+    }
+
+    /// Sets one hash field. Field names are the module's own constants (no NUL inside).
+    pub fn hash_set(&self, field: &CStr, value: &RedisString) -> bool {
+        if self.inner.is_null() {
+            return false;
+        }
+        // SAFETY: the API table is filled once at load, before any command runs.
+        let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
+            return false;
+        };
+        // SAFETY: inner is an open writable key; CFIELDS, one field/value pair, NULL end.
+        let status = unsafe {
+            set(
+                self.inner,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                field.as_ptr(),
+                value.inner,
+                ptr::null::<c_char>(),
+            )
+        };
+        status >= 0
+    }
+
+    /// The absolute expiry in unix ms, or `None` when the key has none (or does not exist).
+    pub fn abs_expire(&self) -> Option<i64> {
+        if self.inner.is_null() {
+            return None;
+        }
+        // SAFETY: inner is an open key.
+        let t = unsafe { raw::RedisModule_GetAbsExpire.map_or(-1, |f| f(self.inner)) };
+        (t >= 0).then_some(t)
+    }
+
+    /// Sets the absolute expiry in unix ms.
+    pub fn set_abs_expire(&self, at_ms: i64) -> bool {
+        if self.inner.is_null() {
+            return false;
+        }
+        // SAFETY: inner is an open writable key that exists.
+        let status = unsafe {
+            raw::RedisModule_SetAbsExpire.map_or(raw::REDISMODULE_ERR as c_int, |f| {
+                f(self.inner, at_ms)
+            })
+        };
+        status == raw::REDISMODULE_OK as c_int
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.inner.is_null() {
+            // SAFETY: inner was opened by OpenKey and is closed only here.
+            unsafe {
+                if let Some(close) = raw::RedisModule_CloseKey {
+                    close(self.inner);
+                }
+            }
+        }
+    }
+}
+
+/// Unix time in milliseconds as Redis sees it.
+pub fn now_ms() -> i64 {
+    // SAFETY: Milliseconds takes no arguments and only reads the clock.
+    unsafe { raw::RedisModule_Milliseconds.map_or(0, |f| f()) }
+}

@@ -1,0 +1,41 @@
+//! The Redis glue: everything that touches the module API lives below here. It converts
+//! Redis strings into domain requests, calls the domain, and turns results into replies.
+
+pub mod commands;
+pub mod guard;
+pub mod keys;
+pub mod settings;
+
+use redis_module::{Context, RedisError, RedisResult, RedisString, Status};
+
+/// Wraps a command handler so that a panic becomes an error reply instead of an abort.
+pub fn guarded(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    handler: fn(&Context, Vec<RedisString>) -> RedisResult,
+) -> RedisResult {
+    guard::catch(
+        || handler(ctx, args),
+        || {
+            Err(RedisError::Str(
+                "ERR internal error in redis-session (see the server log); nothing was changed",
+            ))
+        },
+    )
+}
+
+/// Module initialisation after the commands are registered: the panic hook and the settings.
+pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    guard::install_panic_hook();
+    let outcome = guard::catch(
+        || settings::register(ctx, args),
+        || Err("internal error while loading".to_string()),
+    );
+    match outcome {
+        Ok(()) => Status::Ok,
+        Err(reason) => {
+            guard::log("warning", &reason);
+            Status::Err
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! What a session is, apart from where it is kept: CREATE's options and plan, the fields a
+//! session hash holds, the reply shapes, and the expiry arithmetic. Time comes in as `now_ms`
+//! (unix milliseconds) so that every rule here is tested without a clock.
+
+use serde_json::Value;
+
+use crate::config::{Settings, MAX_SECONDS};
+use crate::error::{Error, Result};
+use crate::json::{self, Object};
+
+/// Hash field holding the session data as compact JSON (VALIDATE's reply).
+pub const FIELD_DATA: &str = "data";
+/// Hash field holding the idle timeout in seconds.
+pub const FIELD_TTL: &str = "ttl";
+/// Hash field holding the unix ms past which the session is never prolonged, or 0.
+pub const FIELD_DEADLINE: &str = "deadline";
+/// Hash field holding a JSON array of the index keys the token joined; absent when none.
+pub const FIELD_INDEXES: &str = "indexes";
+
+/// The property CREATE adds unless the data has its own.
+pub const CREATED_AT: &str = "createdAt";
+/// The property reserved for the reply.
+pub const TOKEN: &str = "token";
+
+/// CREATE's options, each overriding a setting for one session.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    pub ttl: Option<i64>,
+    pub max_lifetime: Option<i64>,
+}
+
+impl CreateOptions {
+    /// Parses `[TTL seconds] [MAXLIFETIME seconds]`, keywords case-insensitive, each once.
+    pub fn parse(args: &[&[u8]]) -> Result<CreateOptions> {
+        let mut options = CreateOptions::default();
+        let mut rest = args.iter();
+        while let Some(keyword) = rest.next() {
+            let value = rest.next();
+            if keyword.eq_ignore_ascii_case(b"TTL") {
+                if options.ttl.is_some() {
+                    return Err(Error::DuplicateOption("TTL".into()));
+                }
+                let ttl = value.and_then(|v| whole_number(v, 1)).ok_or(Error::BadTtl)?;
+                options.ttl = Some(ttl);
+            } else if keyword.eq_ignore_ascii_case(b"MAXLIFETIME") {
+                if options.max_lifetime.is_some() {
+                    return Err(Error::DuplicateOption("MAXLIFETIME".into()));
+                }
+                let max = value
+                    .and_then(|v| whole_number(v, 0))
+                    .ok_or(Error::BadMaxLifetime)?;
+                options.max_lifetime = Some(max);
+            } else {
+                return Err(Error::UnknownOption(
+                    String::from_utf8_lossy(keyword).into_owned(),
+                ));
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// A decimal whole number from `min` to [`MAX_SECONDS`], digits only.
+fn whole_number(text: &[u8], min: i64) -> Option<i64> {
+    if text.is_empty() || text.len() > 12 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(text).ok()?.parse::<i64>().ok()?;
+    (min..=MAX_SECONDS).contains(&n).then_some(n)
+}
+
+/// How long a session lives: its idle timeout and the moment it can no longer be prolonged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Idle timeout in seconds.
+    pub ttl: i64,
+    /// Unix ms past which the session is never prolonged; 0 for no cap.
+    pub deadline_ms: i64,
+}
+
+impl Lifetime {
+    /// The expiry a session gets when created or validated at `now_ms`.
+    pub fn expire_at(&self, now_ms: i64) -> i64 {
+        let idle = now_ms.saturating_add(self.ttl.saturating_mul(1000));
+        if self.deadline_ms > 0 {
+            idle.min(self.deadline_ms)
+        } else {
+            idle
+        }
+    }
+
+    /// True when the max lifetime has run out at `now_ms`.
+    pub fn is_over(&self, now_ms: i64) -> bool {
+        self.deadline_ms > 0 && self.deadline_ms <= now_ms
+    }
+}
+
+/// Everything CREATE will write, decided before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// The `data` field: the data with `createdAt`, without `token`.
+    pub data: String,
+    pub lifetime: Lifetime,
+    /// The session key's expiry.
+    pub expire_at_ms: i64,
+    /// Index keys the token joins, without duplicates.
+    pub index_keys: Vec<String>,
+}
+
+impl NewSession {
+    /// Checks `data` and the options against the settings and plans the session.
+    pub fn plan(
+        data: &[u8],
+        options: CreateOptions,
+        settings: &Settings,
+        now_ms: i64,
+    ) -> Result<NewSession> {
+        let mut object = json::parse_object(data, settings.max_data_bytes)?;
+        if object.contains_key(TOKEN) {
+            return Err(Error::ReservedToken);
+        }
+        let index_keys = index_keys(&object, settings)?;
+        if !object.contains_key(CREATED_AT) {
+            object.insert(CREATED_AT.to_string(), Value::String(format_created_at(now_ms)));
+        }
+        let ttl = options.ttl.unwrap_or(settings.ttl);
+        let max_lifetime = options.max_lifetime.unwrap_or(settings.max_lifetime);
+        let deadline_ms = if max_lifetime > 0 {
+            now_ms.saturating_add(max_lifetime.saturating_mul(1000))
+        } else {
+            0
+        };
+        let lifetime = Lifetime { ttl, deadline_ms };
+        Ok(NewSession {
+            data: json::to_text(&object),
+            lifetime,
+            expire_at_ms: lifetime.expire_at(now_ms),
+            index_keys,
+        })
+    }
+
+    /// The `indexes` field's value, or `None` when the token joins no index.
+    pub fn indexes_field(&self) -> Option<String> {
+        if self.index_keys.is_empty() {
+            None
+        } else {
+            Some(Value::from(self.index_keys.clone()).to_string())
+        }
+    }
+
+    /// CREATE's reply: `{"token":"...", ...data...}`.
+    pub fn reply(&self, token: &str) -> String {
+        with_token(&self.data, token)
+    }
+}
+
+/// The index keys a session with `data` joins under `settings`.
+fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
+    let mut keys: Vec<String> = Vec::new();
+    for property in &settings.indexes {
+        let Some(value) = data.get(property) else {
+            continue;
+        };
+        if let Some(text) = json::index_value(property, value)? {
+            let key = index_key(&settings.index_prefix, property, &text);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// `<index-prefix><property>:<value>`, the original library's layout.
+pub fn index_key(prefix: &str, property: &str, value: &str) -> String {
+    format!("{prefix}{property}:{value}")
+}
+
+/// `createdAt` as the original library wrote it: UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn format_created_at(now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Puts `"token":"<token>"` first in the JSON object text `data`.
+pub fn with_token(data: &str, token: &str) -> String {
+    // `token` is lowercase hex, so it needs no escaping; `data` is an object's compact text.
+    let body = data.strip_prefix('{').unwrap_or("}");
+    let separator = if body.starts_with('}') { "" } else { "," };
+    format!("{{\"{TOKEN}\":\"{token}\"{separator}{body}")
+}
+
+/// A session hash's fields as read from Redis, checked for being one this module wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub lifetime: Lifetime,
+    pub index_keys: Vec<String>,
+}
+
+impl Stored {
+    /// Decodes the fields of a hash; `None` when it is not a session this module wrote
+    /// (a field missing or malformed), so that such a key is treated as unknown.
+    pub fn decode(
+        data: Option<&[u8]>,
+        ttl: Option<&[u8]>,
+        deadline: Option<&[u8]>,
+        indexes: Option<&[u8]>,
+    ) -> Option<Stored> {
+        if data?.first() != Some(&b'{') {
+            return None;
+        }
+        let ttl = whole_number(ttl?, 1)?;
+        let deadline = deadline?;
+        if deadline.is_empty() || deadline.len() > 19 || !deadline.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let deadline_ms = std::str::from_utf8(deadline).ok()?.parse::<i64>().ok()?;
+        let index_keys = match indexes {
+            None => Vec::new(),
+            Some(text) => serde_json::from_slice::<Vec<String>>(text).ok()?,
+        };
+        Some(Stored {
+            lifetime: Lifetime { ttl, deadline_ms },
+            index_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_230_400_123; // 2025-11-27 08:00:00.123 UTC
+
+    fn settings(indexes: &str) -> Settings {
+        let mut s = Settings::default();
+        s.indexes = crate::config::parse_indexes(indexes).unwrap();
+        s
+    }
+
+    #[test]
+    fn options_parse_case_insensitively() {
+        let cases: [(&[&[u8]], Result<CreateOptions>); 9] = [
+            (&[], Ok(CreateOptions::default())),
+            (&[b"ttl", b"60"], Ok(CreateOptions { ttl: Some(60), max_lifetime: None })),
+            (
+                &[b"MaxLifetime", b"0", b"TTL", b"1"],
+                Ok(CreateOptions { ttl: Some(1), max_lifetime: Some(0) }),
+            ),
+            (&[b"TTL", b"0"], Err(Error::BadTtl)),
+            (&[b"TTL", b"315360001"], Err(Error::BadTtl)),
+            (&[b"TTL", b"-5"], Err(Error::BadTtl)),
+            (&[b"TTL"], Err(Error::BadTtl)),
+            (&[b"TTL", b"1", b"ttl", b"2"], Err(Error::DuplicateOption("TTL".into()))),
+            (&[b"EX", b"1"], Err(Error::UnknownOption("EX".into()))),
+        ];
+        for (args, want) in cases {
+            assert_eq!(CreateOptions::parse(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn ttl_values_must_be_plain_digits() {
+        for bad in [&b"1.5"[..], b"+5", b" 5", b"5 ", b"1e3", b"", b"99999999999999999999"] {
+            assert_eq!(CreateOptions::parse(&[b"TTL", bad]), Err(Error::BadTtl), "{bad:?}");
+        }
+        assert_eq!(
+            CreateOptions::parse(&[b"MAXLIFETIME", b"-1"]),
+            Err(Error::BadMaxLifetime)
+        );
+    }
+
+    #[test]
+    fn create_adds_created_at_and_keeps_key_order() {
+        let s = NewSession::plan(br#"{"user_id":150,"foo":"bar"}"#, Default::default(), &settings(""), NOW)
+            .unwrap();
+        assert_eq!(s.data, r#"{"user_id":150,"foo":"bar","createdAt":"2025-11-27 08:00:00"}"#);
+        assert_eq!(
+            s.reply("ab12"),
+            r#"{"token":"ab12","user_id":150,"foo":"bar","createdAt":"2025-11-27 08:00:00"}"#
+        );
+    }
+
+    #[test]
+    fn create_keeps_the_datas_own_created_at() {
+        let s = NewSession::plan(br#"{"createdAt":"yesterday","a":1}"#, Default::default(), &settings(""), NOW)
+            .unwrap();
+        assert_eq!(s.data, r#"{"createdAt":"yesterday","a":1}"#);
+    }
+
+    #[test]
+    fn create_refuses_a_token_property() {
+        let got = NewSession::plan(br#"{"token":"x"}"#, Default::default(), &settings(""), NOW);
+        assert_eq!(got, Err(Error::ReservedToken));
+    }
+
+    #[test]
+    fn create_uses_settings_unless_options_override() {
+        let mut st = settings("");
+        st.ttl = 100;
+        st.max_lifetime = 50;
+        let s = NewSession::plan(b"{}", Default::default(), &st, NOW).unwrap();
+        assert_eq!(s.lifetime, Lifetime { ttl: 100, deadline_ms: NOW + 50_000 });
+        assert_eq!(s.expire_at_ms, NOW + 50_000);
+
+        let opts = CreateOptions { ttl: Some(10), max_lifetime: Some(0) };
+        let s = NewSession::plan(b"{}", opts, &st, NOW).unwrap();
+        assert_eq!(s.lifetime, Lifetime { ttl: 10, deadline_ms: 0 });
+        assert_eq!(s.expire_at_ms, NOW + 10_000);
+    }
+
+    #[test]
+    fn indexed_properties_become_index_keys() {
+        let mut st = settings("user_id,tenant_id,role,active,missing,gone");
+        st.index_prefix = "idx:".into();
+        let s = NewSession::plan(
+            r#"{"user_id":150,"tenant_id":"Zoë","active":true,"gone":null,"other":1}"#.as_bytes(),
+            Default::default(),
+            &st,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(s.index_keys, vec!["idx:user_id:150", "idx:tenant_id:Zoë", "idx:active:true"]);
+        assert_eq!(
+            s.indexes_field().unwrap(),
+            r#"["idx:user_id:150","idx:tenant_id:Zoë","idx:active:true"]"#
+        );
+    }
+
+    #[test]
+    fn no_index_means_no_indexes_field() {
+        let s = NewSession::plan(br#"{"a":1}"#, Default::default(), &settings("user_id"), NOW).unwrap();
+        assert_eq!(s.indexes_field(), None);
+    }
+
+    #[test]
+    fn indexed_objects_and_arrays_are_refused() {
+        for data in [&br#"{"user_id":{}}"#[..], br#"{"user_id":[150]}"#] {
+            let got = NewSession::plan(data, Default::default(), &settings("user_id"), NOW);
+            assert_eq!(got, Err(Error::BadIndexValue("user_id".into())));
+        }
+    }
+
+    #[test]
+    fn expiry_slides_but_never_past_the_deadline() {
+        let open = Lifetime { ttl: 60, deadline_ms: 0 };
+        assert_eq!(open.expire_at(NOW), NOW + 60_000);
+        let capped = Lifetime { ttl: 60, deadline_ms: NOW + 30_000 };
+        assert_eq!(capped.expire_at(NOW), NOW + 30_000);
+        assert_eq!(capped.expire_at(NOW - 40_000), NOW + 20_000);
+        assert!(!capped.is_over(NOW + 29_999));
+        assert!(capped.is_over(NOW + 30_000));
+        assert!(!open.is_over(i64::MAX));
+    }
+
+    #[test]
+    fn with_token_handles_empty_objects() {
+        assert_eq!(with_token("{}", "ab"), r#"{"token":"ab"}"#);
+        assert_eq!(with_token(r#"{"a":1}"#, "ab"), r#"{"token":"ab","a":1}"#);
+    }
+
+    #[test]
+    fn stored_fields_decode_only_when_written_by_this_module() {
+        let ok = Stored::decode(Some(b"{}"), Some(b"60"), Some(b"0"), None).unwrap();
+        assert_eq!(ok.lifetime, Lifetime { ttl: 60, deadline_ms: 0 });
+        assert!(ok.index_keys.is_empty());
+        let with_idx =
+            Stored::decode(Some(b"{}"), Some(b"60"), Some(b"123"), Some(br#"["user_id:1"]"#)).unwrap();
+        assert_eq!(with_idx.index_keys, vec!["user_id:1"]);
+        assert_eq!(with_idx.lifetime.deadline_ms, 123);
+
+        let not_ours: [(Option<&[u8]>, Option<&[u8]>, Option<&[u8]>, Option<&[u8]>); 8] = [
+            (None, Some(b"60"), Some(b"0"), None),
+            (Some(b"{}"), None, Some(b"0"), None),
+            (Some(b"{}"), Some(b"60"), None, None),
+            (Some(b"bar"), Some(b"60"), Some(b"0"), None),
+            (Some(b"{}"), Some(b"0"), Some(b"0"), None),
+            (Some(b"{}"), Some(b"x"), Some(b"0"), None),
+            (Some(b"{}"), Some(b"60"), Some(b"-1"), None),
+            (Some(b"{}"), Some(b"60"), Some(b"0"), Some(b"not json")),
+        ];
+        for (d, t, dl, i) in not_ours {
+            assert_eq!(Stored::decode(d, t, dl, i), None, "{d:?} {t:?} {dl:?} {i:?}");
+        }
+    }
+
+    #[test]
+    fn created_at_is_utc() {
+        assert_eq!(format_created_at(0), "1970-01-01 00:00:00");
+        assert_eq!(format_created_at(NOW), "2025-11-27 08:00:00");
+    }
+}

@@ -1,0 +1,83 @@
+//! Session tokens: random bytes from a CSPRNG as lowercase hex, and the check that an
+//! attacker-supplied token is well-formed before any key is touched.
+
+use rand::CryptoRng;
+
+/// Shortest token accepted by commands (16 bytes of hex).
+pub const MIN_LEN: usize = 32;
+/// Longest token accepted by commands (128 bytes of hex).
+pub const MAX_LEN: usize = 256;
+
+/// Draws `n_bytes` bytes from `rng` and returns their lowercase hex (`2 * n_bytes` chars).
+pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R, n_bytes: usize) -> String {
+    let mut bytes = vec![0u8; n_bytes];
+    rng.fill_bytes(&mut bytes);
+    to_hex(&bytes)
+}
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// True when `token` could have been made by [`generate`]: lowercase hex, 32 to 256 chars.
+/// Anything else is treated as an unknown token without looking at the keyspace.
+pub fn is_well_formed(token: &[u8]) -> bool {
+    (MIN_LEN..=MAX_LEN).contains(&token.len())
+        && token
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_lowercase_hex_of_twice_the_bytes() {
+        let mut rng = rand::rng();
+        for n in [16, 24, 128] {
+            let t = generate(&mut rng, n);
+            assert_eq!(t.len(), 2 * n);
+            assert!(is_well_formed(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn generated_tokens_differ() {
+        let mut rng = rand::rng();
+        let a = generate(&mut rng, 24);
+        let b = generate(&mut rng, 24);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hex_encoding_is_exact() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected() {
+        let ok = "a".repeat(32);
+        let cases: [(&[u8], bool); 9] = [
+            (ok.as_bytes(), true),
+            (&[b'0'; 256], true),
+            (&[b'0'; 31], false),
+            (&[b'0'; 257], false),
+            (b"", false),
+            (b"ABCDEF0123456789ABCDEF0123456789", false),
+            (b"g0000000000000000000000000000000", false),
+            (b"0000000000000000000000000000000\0", false),
+            (b"00000000000000000000000000000000\xff", false),
+        ];
+        for (token, want) in cases {
+            assert_eq!(is_well_formed(token), want, "{:?}", String::from_utf8_lossy(token));
+        }
+    }
+}
