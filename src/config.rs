@@ -152,9 +152,10 @@ impl Settings {
             Setting::KeyPrefix => self.key_prefix = value.to_string(),
             Setting::IndexPrefix => self.index_prefix = value.to_string(),
             _ => {
-                let number = value.trim().parse::<i64>().map_err(|_| {
-                    setting.error(format!("'{value}' is not a whole number"))
-                })?;
+                let number = value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| setting.error(format!("'{value}' is not a whole number")))?;
                 self.set_numeric(setting, number)?;
             }
         }
@@ -273,7 +274,14 @@ mod tests {
     #[test]
     fn load_args_apply_in_pairs() {
         let mut s = Settings::default();
-        let args: [&[u8]; 6] = [b"TTL", b"3600", b"indexes", b"user_id, tenant_id", b"key-prefix", b"s:"];
+        let args: [&[u8]; 6] = [
+            b"TTL",
+            b"3600",
+            b"indexes",
+            b"user_id, tenant_id",
+            b"key-prefix",
+            b"s:",
+        ];
         s.apply_load_args(&args).unwrap();
         assert_eq!(s.ttl, 3600);
         assert_eq!(s.indexes, vec!["user_id", "tenant_id"]);
@@ -284,10 +292,16 @@ mod tests {
     fn bad_load_args_name_the_setting() {
         let cases: [(&[&[u8]], &str); 5] = [
             (&[b"ttl", b"0"], "ERR session.ttl: 0 is out of range"),
-            (&[b"ttl", b"abc"], "ERR session.ttl: 'abc' is not a whole number"),
+            (
+                &[b"ttl", b"abc"],
+                "ERR session.ttl: 'abc' is not a whole number",
+            ),
             (&[b"ttl"], "ERR session.ttl: missing value"),
             (&[b"bogus", b"1"], "ERR session.bogus: unknown setting"),
-            (&[b"indexes", b"a,,b"], "ERR session.indexes: empty property name"),
+            (
+                &[b"indexes", b"a,,b"],
+                "ERR session.indexes: empty property name",
+            ),
         ];
         for (args, want) in cases {
             let err = Settings::default().apply_load_args(args).unwrap_err();

@@ -70,7 +70,10 @@ impl fmt::Display for Error {
                 crate::config::MAX_SECONDS
             ),
             Error::UnknownOption(opt) => {
-                write!(f, "ERR unknown option '{opt}' (expected TTL or MAXLIFETIME)")
+                write!(
+                    f,
+                    "ERR unknown option '{opt}' (expected TTL or MAXLIFETIME)"
+                )
             }
             Error::DuplicateOption(opt) => write!(f, "ERR option '{opt}' given twice"),
             Error::IndexWrongType(key) => write!(

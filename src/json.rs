@@ -132,17 +132,29 @@ mod tests {
     #[test]
     fn size_limit_counts_bytes() {
         let text = format!("{{\"a\":\"{}\"}}", "x".repeat(1100));
-        assert_eq!(parse_object(text.as_bytes(), 1024), Err(Error::TooLarge(1024)));
+        assert_eq!(
+            parse_object(text.as_bytes(), 1024),
+            Err(Error::TooLarge(1024))
+        );
         assert!(parse_object(text.as_bytes(), text.len() as i64).is_ok());
     }
 
     #[test]
     fn hundred_levels_pass_and_more_are_refused() {
         assert!(parse_object(nested(100).as_bytes(), 1 << 20).is_ok());
-        assert_eq!(parse_object(nested(101).as_bytes(), 1 << 20), Err(Error::TooDeep));
-        assert_eq!(parse_object(nested(130).as_bytes(), 1 << 20), Err(Error::TooDeep));
+        assert_eq!(
+            parse_object(nested(101).as_bytes(), 1 << 20),
+            Err(Error::TooDeep)
+        );
+        assert_eq!(
+            parse_object(nested(130).as_bytes(), 1 << 20),
+            Err(Error::TooDeep)
+        );
         let deep_arrays = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(parse_object(deep_arrays.as_bytes(), 1 << 20), Err(Error::TooDeep));
+        assert_eq!(
+            parse_object(deep_arrays.as_bytes(), 1 << 20),
+            Err(Error::TooDeep)
+        );
     }
 
     #[test]

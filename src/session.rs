@@ -40,7 +40,9 @@ impl CreateOptions {
                 if options.ttl.is_some() {
                     return Err(Error::DuplicateOption("TTL".into()));
                 }
-                let ttl = value.and_then(|v| whole_number(v, 1)).ok_or(Error::BadTtl)?;
+                let ttl = value
+                    .and_then(|v| whole_number(v, 1))
+                    .ok_or(Error::BadTtl)?;
                 options.ttl = Some(ttl);
             } else if keyword.eq_ignore_ascii_case(b"MAXLIFETIME") {
                 if options.max_lifetime.is_some() {
@@ -121,7 +123,10 @@ impl NewSession {
         }
         let index_keys = index_keys(&object, settings)?;
         if !object.contains_key(CREATED_AT) {
-            object.insert(CREATED_AT.to_string(), Value::String(format_created_at(now_ms)));
+            object.insert(
+                CREATED_AT.to_string(),
+                Value::String(format_created_at(now_ms)),
+            );
         }
         let ttl = options.ttl.unwrap_or(settings.ttl);
         let max_lifetime = options.max_lifetime.unwrap_or(settings.max_lifetime);
@@ -213,8 +218,7 @@ impl Stored {
         }
         let ttl = whole_number(ttl?, 1)?;
         let deadline = deadline?;
-        if deadline.is_empty() || deadline.len() > 19 || !deadline.iter().all(u8::is_ascii_digit)
-        {
+        if deadline.is_empty() || deadline.len() > 19 || !deadline.iter().all(u8::is_ascii_digit) {
             return None;
         }
         let deadline_ms = std::str::from_utf8(deadline).ok()?.parse::<i64>().ok()?;
@@ -236,25 +240,45 @@ mod tests {
     const NOW: i64 = 1_764_230_400_123; // 2025-11-27 08:00:00.123 UTC
 
     fn settings(indexes: &str) -> Settings {
-        let mut s = Settings::default();
-        s.indexes = crate::config::parse_indexes(indexes).unwrap();
-        s
+        Settings {
+            indexes: crate::config::parse_indexes(indexes).unwrap(),
+            ..Settings::default()
+        }
     }
+
+    type Fields<'a> = (
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+    );
 
     #[test]
     fn options_parse_case_insensitively() {
         let cases: [(&[&[u8]], Result<CreateOptions>); 9] = [
             (&[], Ok(CreateOptions::default())),
-            (&[b"ttl", b"60"], Ok(CreateOptions { ttl: Some(60), max_lifetime: None })),
+            (
+                &[b"ttl", b"60"],
+                Ok(CreateOptions {
+                    ttl: Some(60),
+                    max_lifetime: None,
+                }),
+            ),
             (
                 &[b"MaxLifetime", b"0", b"TTL", b"1"],
-                Ok(CreateOptions { ttl: Some(1), max_lifetime: Some(0) }),
+                Ok(CreateOptions {
+                    ttl: Some(1),
+                    max_lifetime: Some(0),
+                }),
             ),
             (&[b"TTL", b"0"], Err(Error::BadTtl)),
             (&[b"TTL", b"315360001"], Err(Error::BadTtl)),
             (&[b"TTL", b"-5"], Err(Error::BadTtl)),
             (&[b"TTL"], Err(Error::BadTtl)),
-            (&[b"TTL", b"1", b"ttl", b"2"], Err(Error::DuplicateOption("TTL".into()))),
+            (
+                &[b"TTL", b"1", b"ttl", b"2"],
+                Err(Error::DuplicateOption("TTL".into())),
+            ),
             (&[b"EX", b"1"], Err(Error::UnknownOption("EX".into()))),
         ];
         for (args, want) in cases {
@@ -264,8 +288,20 @@ mod tests {
 
     #[test]
     fn ttl_values_must_be_plain_digits() {
-        for bad in [&b"1.5"[..], b"+5", b" 5", b"5 ", b"1e3", b"", b"99999999999999999999"] {
-            assert_eq!(CreateOptions::parse(&[b"TTL", bad]), Err(Error::BadTtl), "{bad:?}");
+        for bad in [
+            &b"1.5"[..],
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"1e3",
+            b"",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(
+                CreateOptions::parse(&[b"TTL", bad]),
+                Err(Error::BadTtl),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             CreateOptions::parse(&[b"MAXLIFETIME", b"-1"]),
@@ -275,9 +311,17 @@ mod tests {
 
     #[test]
     fn create_adds_created_at_and_keeps_key_order() {
-        let s = NewSession::plan(br#"{"user_id":150,"foo":"bar"}"#, Default::default(), &settings(""), NOW)
-            .unwrap();
-        assert_eq!(s.data, r#"{"user_id":150,"foo":"bar","createdAt":"2025-11-27 08:00:00"}"#);
+        let s = NewSession::plan(
+            br#"{"user_id":150,"foo":"bar"}"#,
+            Default::default(),
+            &settings(""),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            s.data,
+            r#"{"user_id":150,"foo":"bar","createdAt":"2025-11-27 08:00:00"}"#
+        );
         assert_eq!(
             s.reply("ab12"),
             r#"{"token":"ab12","user_id":150,"foo":"bar","createdAt":"2025-11-27 08:00:00"}"#
@@ -286,8 +330,13 @@ mod tests {
 
     #[test]
     fn create_keeps_the_datas_own_created_at() {
-        let s = NewSession::plan(br#"{"createdAt":"yesterday","a":1}"#, Default::default(), &settings(""), NOW)
-            .unwrap();
+        let s = NewSession::plan(
+            br#"{"createdAt":"yesterday","a":1}"#,
+            Default::default(),
+            &settings(""),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(s.data, r#"{"createdAt":"yesterday","a":1}"#);
     }
 
@@ -303,12 +352,27 @@ mod tests {
         st.ttl = 100;
         st.max_lifetime = 50;
         let s = NewSession::plan(b"{}", Default::default(), &st, NOW).unwrap();
-        assert_eq!(s.lifetime, Lifetime { ttl: 100, deadline_ms: NOW + 50_000 });
+        assert_eq!(
+            s.lifetime,
+            Lifetime {
+                ttl: 100,
+                deadline_ms: NOW + 50_000
+            }
+        );
         assert_eq!(s.expire_at_ms, NOW + 50_000);
 
-        let opts = CreateOptions { ttl: Some(10), max_lifetime: Some(0) };
+        let opts = CreateOptions {
+            ttl: Some(10),
+            max_lifetime: Some(0),
+        };
         let s = NewSession::plan(b"{}", opts, &st, NOW).unwrap();
-        assert_eq!(s.lifetime, Lifetime { ttl: 10, deadline_ms: 0 });
+        assert_eq!(
+            s.lifetime,
+            Lifetime {
+                ttl: 10,
+                deadline_ms: 0
+            }
+        );
         assert_eq!(s.expire_at_ms, NOW + 10_000);
     }
 
@@ -323,7 +387,10 @@ mod tests {
             NOW,
         )
         .unwrap();
-        assert_eq!(s.index_keys, vec!["idx:user_id:150", "idx:tenant_id:Zoë", "idx:active:true"]);
+        assert_eq!(
+            s.index_keys,
+            vec!["idx:user_id:150", "idx:tenant_id:Zoë", "idx:active:true"]
+        );
         assert_eq!(
             s.indexes_field().unwrap(),
             r#"["idx:user_id:150","idx:tenant_id:Zoë","idx:active:true"]"#
@@ -332,7 +399,8 @@ mod tests {
 
     #[test]
     fn no_index_means_no_indexes_field() {
-        let s = NewSession::plan(br#"{"a":1}"#, Default::default(), &settings("user_id"), NOW).unwrap();
+        let s =
+            NewSession::plan(br#"{"a":1}"#, Default::default(), &settings("user_id"), NOW).unwrap();
         assert_eq!(s.indexes_field(), None);
     }
 
@@ -346,9 +414,15 @@ mod tests {
 
     #[test]
     fn expiry_slides_but_never_past_the_deadline() {
-        let open = Lifetime { ttl: 60, deadline_ms: 0 };
+        let open = Lifetime {
+            ttl: 60,
+            deadline_ms: 0,
+        };
         assert_eq!(open.expire_at(NOW), NOW + 60_000);
-        let capped = Lifetime { ttl: 60, deadline_ms: NOW + 30_000 };
+        let capped = Lifetime {
+            ttl: 60,
+            deadline_ms: NOW + 30_000,
+        };
         assert_eq!(capped.expire_at(NOW), NOW + 30_000);
         assert_eq!(capped.expire_at(NOW - 40_000), NOW + 20_000);
         assert!(!capped.is_over(NOW + 29_999));
@@ -365,14 +439,25 @@ mod tests {
     #[test]
     fn stored_fields_decode_only_when_written_by_this_module() {
         let ok = Stored::decode(Some(b"{}"), Some(b"60"), Some(b"0"), None).unwrap();
-        assert_eq!(ok.lifetime, Lifetime { ttl: 60, deadline_ms: 0 });
+        assert_eq!(
+            ok.lifetime,
+            Lifetime {
+                ttl: 60,
+                deadline_ms: 0
+            }
+        );
         assert!(ok.index_keys.is_empty());
-        let with_idx =
-            Stored::decode(Some(b"{}"), Some(b"60"), Some(b"123"), Some(br#"["user_id:1"]"#)).unwrap();
+        let with_idx = Stored::decode(
+            Some(b"{}"),
+            Some(b"60"),
+            Some(b"123"),
+            Some(br#"["user_id:1"]"#),
+        )
+        .unwrap();
         assert_eq!(with_idx.index_keys, vec!["user_id:1"]);
         assert_eq!(with_idx.lifetime.deadline_ms, 123);
 
-        let not_ours: [(Option<&[u8]>, Option<&[u8]>, Option<&[u8]>, Option<&[u8]>); 8] = [
+        let not_ours: [Fields; 8] = [
             (None, Some(b"60"), Some(b"0"), None),
             (Some(b"{}"), None, Some(b"0"), None),
             (Some(b"{}"), Some(b"60"), None, None),
@@ -383,7 +468,11 @@ mod tests {
             (Some(b"{}"), Some(b"60"), Some(b"0"), Some(b"not json")),
         ];
         for (d, t, dl, i) in not_ours {
-            assert_eq!(Stored::decode(d, t, dl, i), None, "{d:?} {t:?} {dl:?} {i:?}");
+            assert_eq!(
+                Stored::decode(d, t, dl, i),
+                None,
+                "{d:?} {t:?} {dl:?} {i:?}"
+            );
         }
     }
 

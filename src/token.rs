@@ -77,7 +77,12 @@ mod tests {
             (b"00000000000000000000000000000000\xff", false),
         ];
         for (token, want) in cases {
-            assert_eq!(is_well_formed(token), want, "{:?}", String::from_utf8_lossy(token));
+            assert_eq!(
+                is_well_formed(token),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(token)
+            );
         }
     }
 }

@@ -100,17 +100,21 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let options: Vec<&[u8]> = options.iter().map(RedisString::as_slice).collect();
     let options = CreateOptions::parse(&options).map_err(reply_error)?;
     let now = now_ms();
-    let plan =
-        NewSession::plan(data.as_slice(), options, &settings, now).map_err(reply_error)?;
+    let plan = NewSession::plan(data.as_slice(), options, &settings, now).map_err(reply_error)?;
 
     // Every check happens before the first write, so a refused CREATE writes nothing.
     let mut index_is_new = Vec::with_capacity(plan.index_keys.len());
     for name in &plan.index_keys {
-        let key = Key::read(ctx, &RedisString::create_from_slice(ctx.get_raw(), name.as_bytes()));
+        let key = Key::read(
+            ctx,
+            &RedisString::create_from_slice(ctx.get_raw(), name.as_bytes()),
+        );
         match key.kind() {
             Kind::Empty => index_is_new.push(true),
             Kind::Set => index_is_new.push(false),
-            Kind::Hash | Kind::Other => return Err(reply_error(Error::IndexWrongType(name.clone()))),
+            Kind::Hash | Kind::Other => {
+                return Err(reply_error(Error::IndexWrongType(name.clone())))
+            }
         }
     }
 

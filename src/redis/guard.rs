@@ -3,8 +3,23 @@
 
 use std::ffi::CString;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-use redis_module::raw;
+use redis_module::{raw, Context};
+
+/// A detached context made at load, so that log lines carry the module's name.
+static LOG_CONTEXT: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes log lines name the module (`<session>`); called once at load.
+pub fn init_logging(ctx: &Context) {
+    // SAFETY: called during OnLoad with the live loading context; the detached context
+    // lives for the rest of the process.
+    let detached = unsafe {
+        raw::RedisModule_GetDetachedThreadSafeContext
+            .map_or(std::ptr::null_mut(), |f| f(ctx.get_raw()))
+    };
+    LOG_CONTEXT.store(detached, Ordering::Relaxed);
+}
 
 /// Runs `f`, turning a panic into `on_panic()`.
 pub fn catch<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce() -> T) -> T {
@@ -17,8 +32,10 @@ pub fn log(level: &str, message: &str) {
     let clean = |s: &str| CString::new(s.replace('\0', "\\0")).unwrap_or_default();
     let (level, message) = (clean(level), clean(&format!("redis-session: {message}")));
     if let Some(log) = unsafe { raw::RedisModule_Log } {
-        // SAFETY: a NULL context is allowed; "%s" consumes exactly the one C string given.
-        unsafe { log(std::ptr::null_mut(), level.as_ptr(), c"%s".as_ptr(), message.as_ptr()) };
+        let ctx = LOG_CONTEXT.load(Ordering::Relaxed);
+        // SAFETY: ctx is NULL (allowed) or the detached context; "%s" consumes exactly the
+        // one C string given.
+        unsafe { log(ctx, level.as_ptr(), c"%s".as_ptr(), message.as_ptr()) };
     }
 }
 

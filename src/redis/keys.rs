@@ -66,19 +66,20 @@ impl Key {
             // SAFETY: the API table is filled once at load, before any command runs.
             if let Some(get) = unsafe { raw::RedisModule_HashGet } {
                 let [v0, v1, v2, v3] = &mut values;
+                let [f0, f1, f2, f3] = fields;
                 // SAFETY: inner is an open hash key; CFIELDS makes each field a NUL-terminated
                 // C string, each followed by an out-pointer, the list ended by NULL.
                 unsafe {
                     get(
                         self.inner,
                         raw::REDISMODULE_HASH_CFIELDS as c_int,
-                        fields[0].as_ptr(),
+                        f0.as_ptr(),
                         v0 as *mut *mut raw::RedisModuleString,
-                        fields[1].as_ptr(),
+                        f1.as_ptr(),
                         v1 as *mut *mut raw::RedisModuleString,
-                        fields[2].as_ptr(),
+                        f2.as_ptr(),
                         v2 as *mut *mut raw::RedisModuleString,
-                        fields[3].as_ptr(),
+                        f3.as_ptr(),
                         v3 as *mut *mut raw::RedisModuleString,
                         ptr::null::<c_char>(),
                     );
@@ -129,9 +130,8 @@ impl Key {
         }
         // SAFETY: inner is an open writable key that exists.
         let status = unsafe {
-            raw::RedisModule_SetAbsExpire.map_or(raw::REDISMODULE_ERR as c_int, |f| {
-                f(self.inner, at_ms)
-            })
+            raw::RedisModule_SetAbsExpire
+                .map_or(raw::REDISMODULE_ERR as c_int, |f| f(self.inner, at_ms))
         };
         status == raw::REDISMODULE_OK as c_int
     }

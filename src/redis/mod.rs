@@ -26,6 +26,7 @@ pub fn guarded(
 
 /// Module initialisation after the commands are registered: the panic hook and the settings.
 pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    guard::init_logging(ctx);
     guard::install_panic_hook();
     let outcome = guard::catch(
         || settings::register(ctx, args),

@@ -26,7 +26,9 @@ pub fn current() -> Arc<Settings> {
 }
 
 /// Applies `change` to a copy of the settings and makes it current only if it succeeds.
-fn update(change: impl FnOnce(&mut Settings) -> crate::error::Result<()>) -> Result<(), RedisError> {
+fn update(
+    change: impl FnOnce(&mut Settings) -> crate::error::Result<()>,
+) -> Result<(), RedisError> {
     let mut guard = lock();
     let mut next = Settings::clone(&guard);
     change(&mut next).map_err(|e| RedisError::String(config_message(&e)))?;
@@ -62,7 +64,10 @@ impl ConfigurationValue<RedisString> for Text {
     }
     fn set(&self, _ctx: &ConfigurationContext, value: RedisString) -> Result<(), RedisError> {
         let text = std::str::from_utf8(value.as_slice()).map_err(|_| {
-            RedisError::String(format!("session.{}: value is not valid UTF-8", self.0.name()))
+            RedisError::String(format!(
+                "session.{}: value is not valid UTF-8",
+                self.0.name()
+            ))
         })?;
         update(|s| s.set_text(self.0, text))
     }
