@@ -30,6 +30,10 @@ pub enum Error {
     DuplicateOption(String),
     /// An index key holds something other than a set.
     IndexWrongType(String),
+    /// REVOKEINDEX got a fourth argument other than `EXCEPT`.
+    UnknownRevokeOption(String),
+    /// REVOKEINDEX or LIST named a property that is not in `indexes`.
+    NotAnIndex(String),
     /// A setting was given a bad value (load argument or CONFIG SET).
     Setting { name: String, reason: String },
     /// Something inside the module went wrong that no input should cause.
@@ -79,6 +83,13 @@ impl fmt::Display for Error {
             Error::IndexWrongType(key) => write!(
                 f,
                 "WRONGTYPE index key '{key}' holds a value that is not a set"
+            ),
+            Error::UnknownRevokeOption(opt) => {
+                write!(f, "ERR unknown option '{opt}' (expected EXCEPT token)")
+            }
+            Error::NotAnIndex(property) => write!(
+                f,
+                "ERR property '{property}' is not a configured index (see session.indexes)"
             ),
             Error::Setting { name, reason } => write!(f, "ERR session.{name}: {reason}"),
             Error::Internal(what) => write!(f, "ERR internal error in redis-session: {what}"),

@@ -34,7 +34,7 @@ pub fn parse_object(text: &[u8], max_bytes: i64) -> Result<Object> {
     let Value::Object(object) = value else {
         return Err(Error::NotObject);
     };
-    if object.values().map(depth).max().unwrap_or(0) + 1 > MAX_DEPTH {
+    if !within_depth(&object) {
         return Err(Error::TooDeep);
     }
     Ok(object)
@@ -60,6 +60,37 @@ pub fn index_value(property: &str, value: &Value) -> Result<Option<String>> {
         Value::Bool(b) => Ok(Some(b.to_string())),
         Value::Object(_) | Value::Array(_) => Err(Error::BadIndexValue(property.to_string())),
     }
+}
+
+/// Applies `patch` to `target` as an RFC 7386 JSON Merge Patch: `null` removes a property,
+/// objects merge recursively, anything else replaces.
+pub fn merge_patch(target: &mut Object, patch: &Object) {
+    for (name, value) in patch {
+        match value {
+            Value::Null => {
+                target.shift_remove(name);
+            }
+            Value::Object(inner_patch) => {
+                let slot = target
+                    .entry(name.clone())
+                    .or_insert_with(|| Value::Object(Object::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Object::new());
+                }
+                if let Value::Object(inner) = slot {
+                    merge_patch(inner, inner_patch);
+                }
+            }
+            other => {
+                target.insert(name.clone(), other.clone());
+            }
+        }
+    }
+}
+
+/// True when `object` (the outer level being 1) is nested no deeper than [`MAX_DEPTH`].
+pub fn within_depth(object: &Object) -> bool {
+    object.values().map(depth).max().unwrap_or(0) < MAX_DEPTH
 }
 
 /// Compact JSON text of an object.
@@ -155,6 +186,41 @@ mod tests {
             parse_object(deep_arrays.as_bytes(), 1 << 20),
             Err(Error::TooDeep)
         );
+    }
+
+    fn obj(text: &str) -> Object {
+        parse_object(text.as_bytes(), 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        // The examples of RFC 7386 section 3 that start from an object.
+        let cases = [
+            (r#"{"a":"b"}"#, r#"{"a":"c"}"#, r#"{"a":"c"}"#),
+            (r#"{"a":"b"}"#, r#"{"b":"c"}"#, r#"{"a":"b","b":"c"}"#),
+            (r#"{"a":"b"}"#, r#"{"a":null}"#, r#"{}"#),
+            (r#"{"a":"b","b":"c"}"#, r#"{"a":null}"#, r#"{"b":"c"}"#),
+            (r#"{"a":["b"]}"#, r#"{"a":"c"}"#, r#"{"a":"c"}"#),
+            (r#"{"a":"c"}"#, r#"{"a":["b"]}"#, r#"{"a":["b"]}"#),
+            (
+                r#"{"a":{"b":"c"}}"#,
+                r#"{"a":{"b":"d","c":null}}"#,
+                r#"{"a":{"b":"d"}}"#,
+            ),
+            (r#"{"a":[{"b":"c"}]}"#, r#"{"a":[1]}"#, r#"{"a":[1]}"#),
+            (r#"{"e":null}"#, r#"{"a":1}"#, r#"{"e":null,"a":1}"#),
+            (
+                r#"{}"#,
+                r#"{"a":{"bb":{"ccc":null}}}"#,
+                r#"{"a":{"bb":{}}}"#,
+            ),
+            (r#"{"a":1}"#, r#"{"a":{"b":2}}"#, r#"{"a":{"b":2}}"#),
+        ];
+        for (target, patch, want) in cases {
+            let mut t = obj(target);
+            merge_patch(&mut t, &obj(patch));
+            assert_eq!(to_text(&t), want, "{target} + {patch}");
+        }
     }
 
     #[test]

@@ -36,6 +36,26 @@ mod registration {
         guarded(ctx, args, commands::get)
     }
 
+    /// SESSION.UPDATE token patch
+    fn session_update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        guarded(ctx, args, commands::update)
+    }
+
+    /// SESSION.DESTROY token
+    fn session_destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        guarded(ctx, args, commands::destroy)
+    }
+
+    /// SESSION.REVOKEINDEX property value [EXCEPT token]
+    fn session_revokeindex(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        guarded(ctx, args, commands::revoke_index)
+    }
+
+    /// SESSION.LIST property value
+    fn session_list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        guarded(ctx, args, commands::list)
+    }
+
     fn init(ctx: &Context, args: &[RedisString]) -> redis_module::Status {
         crate::redis::init(ctx, args)
     }
@@ -53,6 +73,12 @@ mod registration {
             // The token (argument 1) names the session key.
             ["session.validate", session_validate, "write fast no-monitor no-slowlog", 1, 1, 1, ""],
             ["session.get", session_get, "readonly fast no-monitor no-slowlog", 1, 1, 1, ""],
+            ["session.update", session_update, "write deny-oom no-monitor no-slowlog", 1, 1, 1, ""],
+            ["session.destroy", session_destroy, "write no-monitor no-slowlog", 1, 1, 1, ""],
+            // REVOKEINDEX and LIST name an index by property and value, not by key: the key
+            // they touch is computed from the settings, so they declare none.
+            ["session.revokeindex", session_revokeindex, "write no-monitor no-slowlog", 0, 0, 0, ""],
+            ["session.list", session_list, "write no-monitor no-slowlog", 0, 0, 0, ""],
         ],
     }
 }

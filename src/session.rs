@@ -146,17 +146,82 @@ impl NewSession {
 
     /// The `indexes` field's value, or `None` when the token joins no index.
     pub fn indexes_field(&self) -> Option<String> {
-        if self.index_keys.is_empty() {
-            None
-        } else {
-            Some(Value::from(self.index_keys.clone()).to_string())
-        }
+        indexes_field(&self.index_keys)
     }
 
     /// CREATE's reply: `{"token":"...", ...data...}`.
     pub fn reply(&self, token: &str) -> String {
         with_token(&self.data, token)
     }
+}
+
+/// What UPDATE will write, decided before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdatedSession {
+    /// The new `data` field.
+    pub data: String,
+    /// Index keys the token belongs in after the update.
+    pub index_keys: Vec<String>,
+}
+
+impl UpdatedSession {
+    /// Applies `patch` (a JSON Merge Patch) to the stored `data` and plans the result under
+    /// `settings`: the patch and the merged text are bounded by `max-data-bytes`.
+    pub fn plan(stored: &[u8], patch: &[u8], settings: &Settings) -> Result<UpdatedSession> {
+        let patch = json::parse_object(patch, settings.max_data_bytes)?;
+        if patch.contains_key(TOKEN) {
+            return Err(Error::ReservedToken);
+        }
+        // The stored data was checked when written; a lowered max-data-bytes bounds only
+        // the merged result below.
+        let mut object = json::parse_object(stored, i64::MAX)?;
+        json::merge_patch(&mut object, &patch);
+        if !json::within_depth(&object) {
+            return Err(Error::TooDeep);
+        }
+        let data = json::to_text(&object);
+        if i64::try_from(data.len()).map_or(true, |len| len > settings.max_data_bytes) {
+            return Err(Error::TooLarge(settings.max_data_bytes));
+        }
+        Ok(UpdatedSession {
+            index_keys: index_keys(&object, settings)?,
+            data,
+        })
+    }
+
+    /// The `indexes` field's value, or `None` when the token is in no index.
+    pub fn indexes_field(&self) -> Option<String> {
+        indexes_field(&self.index_keys)
+    }
+}
+
+/// The JSON array text of index keys, or `None` for none.
+fn indexes_field(keys: &[String]) -> Option<String> {
+    if keys.is_empty() {
+        None
+    } else {
+        Some(Value::from(keys.to_vec()).to_string())
+    }
+}
+
+/// REVOKEINDEX's and LIST's `property value`: the index key they name, once the property is
+/// known to be a configured index.
+pub fn named_index(settings: &Settings, property: &[u8], value: &[u8]) -> Result<Vec<u8>> {
+    let known = std::str::from_utf8(property)
+        .ok()
+        .filter(|p| settings.indexes.iter().any(|i| i == p));
+    let Some(property) = known else {
+        return Err(Error::NotAnIndex(
+            String::from_utf8_lossy(property).into_owned(),
+        ));
+    };
+    let mut key =
+        Vec::with_capacity(settings.index_prefix.len() + property.len() + 1 + value.len());
+    key.extend_from_slice(settings.index_prefix.as_bytes());
+    key.extend_from_slice(property.as_bytes());
+    key.push(b':');
+    key.extend_from_slice(value);
+    Ok(key)
 }
 
 /// The index keys a session with `data` joins under `settings`.
@@ -474,6 +539,64 @@ mod tests {
                 "{d:?} {t:?} {dl:?} {i:?}"
             );
         }
+    }
+
+    #[test]
+    fn update_merges_and_moves_indexes() {
+        let st = settings("user_id");
+        let u = UpdatedSession::plan(
+            br#"{"user_id":150,"foo":"bar","createdAt":"x"}"#,
+            br#"{"user_id":151,"foo":null,"n":{"a":1}}"#,
+            &st,
+        )
+        .unwrap();
+        assert_eq!(u.data, r#"{"user_id":151,"createdAt":"x","n":{"a":1}}"#);
+        assert_eq!(u.index_keys, vec!["user_id:151"]);
+    }
+
+    #[test]
+    fn update_refuses_what_create_refuses() {
+        let st = settings("user_id");
+        let stored = br#"{"user_id":150}"#;
+        let cases: [(&[u8], Error); 4] = [
+            (br#"{"token":"x"}"#, Error::ReservedToken),
+            (br#"{"token":null}"#, Error::ReservedToken),
+            (br#"[1]"#, Error::NotObject),
+            (
+                br#"{"user_id":[1]}"#,
+                Error::BadIndexValue("user_id".into()),
+            ),
+        ];
+        for (patch, want) in cases {
+            assert_eq!(UpdatedSession::plan(stored, patch, &st), Err(want));
+        }
+    }
+
+    #[test]
+    fn update_bounds_the_merged_size() {
+        let mut st = settings("");
+        st.max_data_bytes = 1024;
+        let half = format!("{{\"b\":\"{}\"}}", "x".repeat(600));
+        let stored = format!("{{\"a\":\"{}\"}}", "x".repeat(600));
+        assert_eq!(
+            UpdatedSession::plan(stored.as_bytes(), half.as_bytes(), &st),
+            Err(Error::TooLarge(1024))
+        );
+    }
+
+    #[test]
+    fn named_index_requires_a_configured_property() {
+        let mut st = settings("user_id");
+        st.index_prefix = "i:".into();
+        assert_eq!(
+            named_index(&st, b"user_id", b"150").unwrap(),
+            b"i:user_id:150"
+        );
+        assert_eq!(
+            named_index(&st, b"tenant_id", b"1"),
+            Err(Error::NotAnIndex("tenant_id".into()))
+        );
+        assert!(named_index(&st, b"\xff", b"1").is_err());
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! The SESSION.* command handlers: each turns its arguments into a domain request, does its
 //! reads and writes through the low-level key API, replicates its effects as plain commands
 //! with absolute expiry times, and turns the outcome into a reply.
+//!
+//! The module API of Redis 7.0 has no set operations, so index sets are read and changed
+//! with `SMEMBERS`, `SRANDMEMBER`, `SADD` and `SREM` through `RM_Call`; such calls are not
+//! replicated by themselves, and each change is replicated next to it with `RM_Replicate`,
+//! keeping the order of effects.
 
 use std::ffi::CStr;
 
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::config::Settings;
 use crate::error::Error;
-use crate::session::{CreateOptions, NewSession, Stored};
+use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
 use crate::token;
 
 use super::keys::{now_ms, Key, Kind};
@@ -23,8 +28,20 @@ const INDEXES: &CStr = c"indexes";
 /// random bytes or more a single collision is already beyond belief.
 const TOKEN_DRAWS: usize = 8;
 
+/// How many members of an index a write checks for stale tokens (the contract's minimum).
+const PRUNE_SAMPLE: &[u8] = b"16";
+
+/// Keyspace events, raised on the session key in the module class (`d`).
+const EVENT_CREATE: &str = "session.create";
+const EVENT_DESTROY: &str = "session.destroy";
+const EVENT_REVOKE: &str = "session.revoke";
+
 fn reply_error(e: Error) -> RedisError {
     RedisError::String(e.to_string())
+}
+
+fn string(ctx: &Context, bytes: &[u8]) -> RedisString {
+    RedisString::create_from_slice(ctx.get_raw(), bytes)
 }
 
 /// `<key-prefix><token>` as a Redis string.
@@ -32,11 +49,16 @@ fn session_key(ctx: &Context, settings: &Settings, token: &[u8]) -> RedisString 
     let mut name = Vec::with_capacity(settings.key_prefix.len() + token.len());
     name.extend_from_slice(settings.key_prefix.as_bytes());
     name.extend_from_slice(token);
-    RedisString::create_from_slice(ctx.get_raw(), &name)
+    string(ctx, &name)
+}
+
+fn notify(ctx: &Context, event: &str, key: &RedisString) {
+    ctx.notify_keyspace_event(raw::NotifyEvent::MODULE, event, key);
 }
 
 /// An open session: its key and what its fields say.
 struct Found {
+    name: RedisString,
     key: Key,
     data: RedisString,
     stored: Stored,
@@ -44,8 +66,7 @@ struct Found {
 
 /// Opens the session named by `token`, or `None` when the token is malformed or its key is
 /// not a session this module wrote. Nothing is read beyond the type unless it is a hash.
-fn find(ctx: &Context, settings: &Settings, token: &RedisString, write: bool) -> Option<Found> {
-    let token = token.as_slice();
+fn find(ctx: &Context, settings: &Settings, token: &[u8], write: bool) -> Option<Found> {
     if !token::is_well_formed(token) {
         return None;
     }
@@ -66,17 +87,35 @@ fn find(ctx: &Context, settings: &Settings, token: &RedisString, write: bool) ->
         indexes.as_ref().map(RedisString::as_slice),
     )?;
     Some(Found {
+        name,
         key,
         data: data?,
         stored,
     })
 }
 
+/// The kind of the key `name`, without keeping it open.
+fn kind_of(ctx: &Context, name: &[u8]) -> Kind {
+    Key::read(ctx, &string(ctx, name)).kind()
+}
+
+/// Checks that every index key is a set or absent, before anything is written.
+/// Returns, for each, whether it is absent (so that its new set gets an expiry).
+fn check_indexes(ctx: &Context, names: &[String]) -> Result<Vec<bool>, RedisError> {
+    names
+        .iter()
+        .map(|name| match kind_of(ctx, name.as_bytes()) {
+            Kind::Empty => Ok(true),
+            Kind::Set => Ok(false),
+            Kind::Hash | Kind::Other => Err(reply_error(Error::IndexWrongType(name.clone()))),
+        })
+        .collect()
+}
+
 /// Raises the expiry of the index set `name` to at least `at_ms`, replicating the change.
 /// A missing key, a key of another type, or an index set with no expiry is left alone.
-fn raise_index_expiry(ctx: &Context, name: &str, at_ms: i64, created_now: bool) {
-    let redis_name = RedisString::create_from_slice(ctx.get_raw(), name.as_bytes());
-    let key = Key::write(ctx, &redis_name);
+fn raise_index_expiry(ctx: &Context, name: &[u8], at_ms: i64, created_now: bool) {
+    let key = Key::write(ctx, &string(ctx, name));
     if key.kind() != Kind::Set {
         return;
     }
@@ -87,8 +126,95 @@ fn raise_index_expiry(ctx: &Context, name: &str, at_ms: i64, created_now: bool) 
     };
     if raise && key.set_abs_expire(at_ms) {
         let at = at_ms.to_string();
-        ctx.replicate("PEXPIREAT", &[name.as_bytes(), at.as_bytes()]);
+        ctx.replicate("PEXPIREAT", &[name, at.as_bytes()]);
     }
+}
+
+/// The members of a set reply (`SMEMBERS`, `SRANDMEMBER`), as bytes.
+fn members(reply: RedisResult) -> Vec<Vec<u8>> {
+    let Ok(RedisValue::Array(items)) = reply else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .filter_map(|item| match item {
+            RedisValue::SimpleString(s) | RedisValue::BulkString(s) => Some(s.into_bytes()),
+            RedisValue::StringBuffer(b) => Some(b),
+            RedisValue::BulkRedisString(s) => Some(s.as_slice().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Adds `token` to the index set `index` (known to be a set or absent).
+fn index_add(ctx: &Context, index: &[u8], token: &[u8]) {
+    let args = [index, token];
+    if ctx.call("SADD", &args).is_ok() {
+        ctx.replicate("SADD", &args);
+    }
+}
+
+/// Removes `tokens` from `index` when it is a set; any other type is left alone.
+fn index_remove(ctx: &Context, index: &[u8], tokens: &[&[u8]]) {
+    if tokens.is_empty() || kind_of(ctx, index) != Kind::Set {
+        return;
+    }
+    let mut args: Vec<&[u8]> = Vec::with_capacity(tokens.len() + 1);
+    args.push(index);
+    args.extend_from_slice(tokens);
+    if ctx.call("SREM", args.as_slice()).is_ok() {
+        ctx.replicate("SREM", args.as_slice());
+    }
+}
+
+/// True when no key exists for `token`: its session expired or was deleted by hand.
+/// A token whose key holds anything at all is left to whoever wrote it.
+fn is_stale(ctx: &Context, settings: &Settings, token: &[u8]) -> bool {
+    Key::read(ctx, &session_key(ctx, settings, token)).kind() == Kind::Empty
+}
+
+/// Removes the stale tokens among a bounded random sample of `index`, so that a write
+/// costs the same whatever the index's size. Returns how many were removed.
+fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8]) -> usize {
+    if kind_of(ctx, index) != Kind::Set {
+        return 0;
+    }
+    let sample = members(ctx.call("SRANDMEMBER", &[index, PRUNE_SAMPLE]));
+    let stale: Vec<&[u8]> = sample
+        .iter()
+        .map(Vec::as_slice)
+        .filter(|t| is_stale(ctx, settings, t))
+        .collect();
+    index_remove(ctx, index, &stale);
+    stale.len()
+}
+
+/// Deletes a found session's key, replicating `DEL` and raising `event`.
+fn delete_session(ctx: &Context, found: Found, event: &str) {
+    found.key.delete();
+    drop(found.key);
+    ctx.replicate("DEL", &[found.name.as_slice()]);
+    notify(ctx, event, &found.name);
+}
+
+/// Moves a session's expiry to `expire_at` unless it is there already, replicating it.
+fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) {
+    if found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at) {
+        let at = expire_at.to_string();
+        ctx.replicate("PEXPIREAT", &[found.name.as_slice(), at.as_bytes()]);
+    }
+}
+
+/// Sets hash fields of a session key and replicates them as one `HSET`.
+fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(&CStr, &str)]) {
+    let mut hset: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
+    hset.push(name.as_slice());
+    for (field, value) in fields {
+        key.hash_set(field, &ctx.create_string(*value));
+        hset.push(field.to_bytes());
+        hset.push(value.as_bytes());
+    }
+    ctx.replicate("HSET", hset.as_slice());
 }
 
 /// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds]
@@ -101,22 +227,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let options = CreateOptions::parse(&options).map_err(reply_error)?;
     let now = now_ms();
     let plan = NewSession::plan(data.as_slice(), options, &settings, now).map_err(reply_error)?;
-
     // Every check happens before the first write, so a refused CREATE writes nothing.
-    let mut index_is_new = Vec::with_capacity(plan.index_keys.len());
-    for name in &plan.index_keys {
-        let key = Key::read(
-            ctx,
-            &RedisString::create_from_slice(ctx.get_raw(), name.as_bytes()),
-        );
-        match key.kind() {
-            Kind::Empty => index_is_new.push(true),
-            Kind::Set => index_is_new.push(false),
-            Kind::Hash | Kind::Other => {
-                return Err(reply_error(Error::IndexWrongType(name.clone())))
-            }
-        }
-    }
+    let index_is_new = check_indexes(ctx, &plan.index_keys)?;
 
     let token_bytes = usize::try_from(settings.token_bytes).unwrap_or(24);
     let mut rng = rand::rng();
@@ -145,22 +257,18 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if let Some(indexes) = &indexes {
         fields.push((INDEXES, indexes.as_str()));
     }
-    let mut hset: Vec<&[u8]> = vec![name.as_slice()];
-    for (field, value) in &fields {
-        key.hash_set(field, &ctx.create_string(*value));
-        hset.push(field.to_bytes());
-        hset.push(value.as_bytes());
-    }
+    write_fields(ctx, &key, &name, &fields);
     key.set_abs_expire(plan.expire_at_ms);
     drop(key);
     let expire_at = plan.expire_at_ms.to_string();
-    ctx.replicate("HSET", hset.as_slice());
     ctx.replicate("PEXPIREAT", &[name.as_slice(), expire_at.as_bytes()]);
+    notify(ctx, EVENT_CREATE, &name);
 
     for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
-        ctx.call("SADD", &[index.as_bytes(), token.as_bytes()])?;
-        ctx.replicate("SADD", &[index.as_bytes(), token.as_bytes()]);
+        let index = index.as_bytes();
+        index_add(ctx, index, token.as_bytes());
         raise_index_expiry(ctx, index, plan.expire_at_ms, created_now);
+        prune_sample(ctx, &settings, index);
     }
 
     Ok(RedisValue::StringBuffer(plan.reply(&token).into_bytes()))
@@ -172,7 +280,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.validate")));
     };
     let settings = settings::current();
-    let Some(found) = find(ctx, &settings, token, true) else {
+    let Some(found) = find(ctx, &settings, token.as_slice(), true) else {
         return Ok(RedisValue::Null);
     };
     let now = now_ms();
@@ -181,14 +289,10 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Null);
     }
     let expire_at = lifetime.expire_at(now);
-    if found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at) {
-        let name = session_key(ctx, &settings, token.as_slice());
-        let at = expire_at.to_string();
-        ctx.replicate("PEXPIREAT", &[name.as_slice(), at.as_bytes()]);
-    }
+    set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
     for index in &found.stored.index_keys {
-        raise_index_expiry(ctx, index, expire_at, false);
+        raise_index_expiry(ctx, index.as_bytes(), expire_at, false);
     }
     Ok(RedisValue::BulkRedisString(found.data))
 }
@@ -199,8 +303,176 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.get")));
     };
     let settings = settings::current();
-    match find(ctx, &settings, token, false) {
+    match find(ctx, &settings, token.as_slice(), false) {
         Some(found) => Ok(RedisValue::BulkRedisString(found.data)),
         None => Ok(RedisValue::Null),
     }
+}
+
+/// SESSION.UPDATE token patch
+pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, token, patch] = args.as_slice() else {
+        return Err(reply_error(Error::WrongArity("session.update")));
+    };
+    let settings = settings::current();
+    let Some(found) = find(ctx, &settings, token.as_slice(), true) else {
+        // An unknown token still gets its patch checked, so errors do not depend on it.
+        session::UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
+        return Ok(RedisValue::Null);
+    };
+    let now = now_ms();
+    if found.stored.lifetime.is_over(now) {
+        return Ok(RedisValue::Null);
+    }
+    let plan = UpdatedSession::plan(found.data.as_slice(), patch.as_slice(), &settings)
+        .map_err(reply_error)?;
+    let old = &found.stored.index_keys;
+    let joined: Vec<String> = plan
+        .index_keys
+        .iter()
+        .filter(|k| !old.contains(k))
+        .cloned()
+        .collect();
+    let left: Vec<&String> = old
+        .iter()
+        .filter(|k| !plan.index_keys.contains(k))
+        .collect();
+    let joined_is_new = check_indexes(ctx, &joined)?;
+
+    let indexes = plan.indexes_field();
+    let mut fields: Vec<(&CStr, &str)> = vec![(DATA, plan.data.as_str())];
+    if let Some(indexes) = &indexes {
+        fields.push((INDEXES, indexes.as_str()));
+    }
+    write_fields(ctx, &found.key, &found.name, &fields);
+    if indexes.is_none() && !old.is_empty() {
+        found.key.hash_delete(INDEXES);
+        ctx.replicate("HDEL", &[found.name.as_slice(), INDEXES.to_bytes()]);
+    }
+    let expire_at = found.stored.lifetime.expire_at(now);
+    set_session_expiry(ctx, &found, expire_at);
+    drop(found.key);
+
+    let token = token.as_slice();
+    for index in left {
+        index_remove(ctx, index.as_bytes(), &[token]);
+        prune_sample(ctx, &settings, index.as_bytes());
+    }
+    for (index, created_now) in joined.iter().zip(joined_is_new) {
+        index_add(ctx, index.as_bytes(), token);
+        prune_sample(ctx, &settings, index.as_bytes());
+        raise_index_expiry(ctx, index.as_bytes(), expire_at, created_now);
+    }
+    for index in plan.index_keys.iter().filter(|k| old.contains(k)) {
+        raise_index_expiry(ctx, index.as_bytes(), expire_at, false);
+    }
+    Ok(RedisValue::StringBuffer(plan.data.into_bytes()))
+}
+
+/// SESSION.DESTROY token
+pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, token] = args.as_slice() else {
+        return Err(reply_error(Error::WrongArity("session.destroy")));
+    };
+    let settings = settings::current();
+    let Some(found) = find(ctx, &settings, token.as_slice(), true) else {
+        return Ok(RedisValue::Integer(0));
+    };
+    let indexes = found.stored.index_keys.clone();
+    delete_session(ctx, found, EVENT_DESTROY);
+    for index in &indexes {
+        index_remove(ctx, index.as_bytes(), &[token.as_slice()]);
+        prune_sample(ctx, &settings, index.as_bytes());
+    }
+    Ok(RedisValue::Integer(1))
+}
+
+/// SESSION.REVOKEINDEX property value [EXCEPT token]
+pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let (property, value, except) = match args.as_slice() {
+        [_, property, value] => (property, value, None),
+        [_, property, value, keyword, token]
+            if keyword.as_slice().eq_ignore_ascii_case(b"EXCEPT") =>
+        {
+            (property, value, Some(token.as_slice()))
+        }
+        [_, _, _, keyword, _] => {
+            return Err(reply_error(Error::UnknownRevokeOption(
+                String::from_utf8_lossy(keyword.as_slice()).into_owned(),
+            )))
+        }
+        _ => return Err(reply_error(Error::WrongArity("session.revokeindex"))),
+    };
+    let settings = settings::current();
+    let index = session::named_index(&settings, property.as_slice(), value.as_slice())
+        .map_err(reply_error)?;
+    if kind_of(ctx, &index) != Kind::Set {
+        return Ok(RedisValue::Integer(0));
+    }
+    let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let mut removed: Vec<&[u8]> = Vec::new();
+    let mut revoked = 0i64;
+    for token in tokens.iter().map(Vec::as_slice) {
+        if Some(token) == except {
+            continue;
+        }
+        match find(ctx, &settings, token, true) {
+            Some(found) => {
+                let others: Vec<String> = found
+                    .stored
+                    .index_keys
+                    .iter()
+                    .filter(|k| k.as_bytes() != index.as_slice())
+                    .cloned()
+                    .collect();
+                delete_session(ctx, found, EVENT_REVOKE);
+                for other in &others {
+                    index_remove(ctx, other.as_bytes(), &[token]);
+                }
+                removed.push(token);
+                revoked += 1;
+            }
+            None if is_stale(ctx, &settings, token) => removed.push(token),
+            None => {}
+        }
+    }
+    index_remove(ctx, &index, &removed);
+    Ok(RedisValue::Integer(revoked))
+}
+
+/// SESSION.LIST property value
+pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, property, value] = args.as_slice() else {
+        return Err(reply_error(Error::WrongArity("session.list")));
+    };
+    let settings = settings::current();
+    let index = session::named_index(&settings, property.as_slice(), value.as_slice())
+        .map_err(reply_error)?;
+    match kind_of(ctx, &index) {
+        Kind::Set => {}
+        Kind::Empty => return Ok(RedisValue::Array(Vec::new())),
+        Kind::Hash | Kind::Other => {
+            return Err(reply_error(Error::IndexWrongType(
+                String::from_utf8_lossy(&index).into_owned(),
+            )))
+        }
+    }
+    let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let mut sessions = Vec::with_capacity(tokens.len());
+    let mut stale: Vec<&[u8]> = Vec::new();
+    for token in tokens.iter().map(Vec::as_slice) {
+        match find(ctx, &settings, token, false) {
+            Some(found) => {
+                let data = String::from_utf8_lossy(found.data.as_slice());
+                // A found token is well-formed hex, so it is valid UTF-8.
+                let token = String::from_utf8_lossy(token);
+                let element = session::with_token(&data, &token);
+                sessions.push(RedisValue::StringBuffer(element.into_bytes()));
+            }
+            None if is_stale(ctx, &settings, token) => stale.push(token),
+            None => {}
+        }
+    }
+    index_remove(ctx, &index, &stale);
+    Ok(RedisValue::Array(sessions))
 }

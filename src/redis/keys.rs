@@ -137,6 +137,42 @@ impl Key {
     }
 }
 
+impl Key {
+    /// Deletes the key.
+    pub fn delete(&self) -> bool {
+        if self.inner.is_null() {
+            return false;
+        }
+        // SAFETY: inner is an open writable key.
+        let status = unsafe {
+            raw::RedisModule_DeleteKey.map_or(raw::REDISMODULE_ERR as c_int, |f| f(self.inner))
+        };
+        status == raw::REDISMODULE_OK as c_int
+    }
+
+    /// Removes one hash field.
+    pub fn hash_delete(&self, field: &CStr) -> bool {
+        if self.inner.is_null() {
+            return false;
+        }
+        // SAFETY: the API table is filled once at load, before any command runs.
+        let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
+            return false;
+        };
+        // SAFETY: inner is an open writable hash; DELETE as the value removes the field.
+        let status = unsafe {
+            set(
+                self.inner,
+                raw::REDISMODULE_HASH_CFIELDS as c_int,
+                field.as_ptr(),
+                raw::REDISMODULE_HASH_DELETE as *mut raw::RedisModuleString,
+                ptr::null::<c_char>(),
+            )
+        };
+        status >= 0
+    }
+}
+
 impl Drop for Key {
     fn drop(&mut self) {
         if !self.inner.is_null() {
