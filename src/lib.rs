@@ -4,6 +4,7 @@
 //! of Redis and is unit-tested on its own; [`redis`] is the thin glue to the module API; this
 //! file holds only the registration table.
 
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod json;

@@ -2,6 +2,7 @@
 //! Redis strings into domain requests, calls the domain, and turns results into replies.
 
 pub mod commands;
+pub mod docs;
 pub mod guard;
 pub mod keys;
 pub mod settings;
@@ -28,6 +29,7 @@ pub fn guarded(
 pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
     guard::init_logging(ctx);
     guard::install_panic_hook();
+    guard::catch(|| docs::register(ctx), || ());
     let outcome = guard::catch(
         || settings::register(ctx, args),
         || Err("internal error while loading".to_string()),

@@ -1,0 +1,159 @@
+//! What each SESSION.* command says about itself in `COMMAND INFO` and `COMMAND DOCS`:
+//! summary, complexity, arity, the key it declares and its arguments. Plain data; the glue
+//! (`redis::docs`) hands it to `RedisModule_SetCommandInfo`.
+
+use std::ffi::CStr;
+
+/// The version the commands first appeared in.
+pub const SINCE: &CStr = c"0.1.0";
+
+/// How a command uses the session key named by its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Reads it (GET).
+    Read,
+    /// Reads it and changes its expiry or fields (VALIDATE, UPDATE).
+    Update,
+    /// Reads it and deletes it (DESTROY).
+    Delete,
+}
+
+/// The type of an argument as COMMAND DOCS shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// The token: declared as the command's key.
+    Key,
+    String,
+    Integer,
+}
+
+/// One argument.
+#[derive(Debug, Clone, Copy)]
+pub struct Arg {
+    pub name: &'static CStr,
+    pub kind: ArgKind,
+    /// The keyword that introduces it (`TTL`), if any.
+    pub token: Option<&'static CStr>,
+    pub optional: bool,
+}
+
+/// One command's documentation.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandDoc {
+    pub name: &'static CStr,
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+    /// Redis arity: positive exact, negative minimum, command name included.
+    pub arity: i32,
+    /// The key at argument 1, when the command declares one.
+    pub key: Option<KeyUse>,
+    pub args: &'static [Arg],
+}
+
+const fn arg(name: &'static CStr, kind: ArgKind) -> Arg {
+    Arg { name, kind, token: None, optional: false }
+}
+
+const fn option(name: &'static CStr, kind: ArgKind, token: &'static CStr) -> Arg {
+    Arg { name, kind, token: Some(token), optional: true }
+}
+
+const TOKEN: Arg = arg(c"token", ArgKind::Key);
+const PROPERTY: Arg = arg(c"property", ArgKind::String);
+const VALUE: Arg = arg(c"value", ArgKind::String);
+
+/// Every command, in the order the README documents them.
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: c"session.create",
+        summary: c"Stores a new session for a JSON object and returns it with its new token",
+        complexity: c"O(N) in the size of the data, plus O(1) per configured index",
+        arity: -2,
+        key: None,
+        args: &[
+            arg(c"data", ArgKind::String),
+            option(c"seconds", ArgKind::Integer, c"TTL"),
+            option(c"max-seconds", ArgKind::Integer, c"MAXLIFETIME"),
+        ],
+    },
+    CommandDoc {
+        name: c"session.validate",
+        summary: c"Returns a session's data and prolongs its expiry",
+        complexity: c"O(1) for the session plus O(1) per index it is in",
+        arity: 2,
+        key: Some(KeyUse::Update),
+        args: &[TOKEN],
+    },
+    CommandDoc {
+        name: c"session.get",
+        summary: c"Returns a session's data without prolonging it",
+        complexity: c"O(1)",
+        arity: 2,
+        key: Some(KeyUse::Read),
+        args: &[TOKEN],
+    },
+    CommandDoc {
+        name: c"session.update",
+        summary: c"Applies a JSON Merge Patch to a session's data and prolongs it",
+        complexity: c"O(N) in the size of the data, plus O(1) per index it joins or leaves",
+        arity: 3,
+        key: Some(KeyUse::Update),
+        args: &[TOKEN, arg(c"patch", ArgKind::String)],
+    },
+    CommandDoc {
+        name: c"session.destroy",
+        summary: c"Deletes a session and removes its token from its indexes",
+        complexity: c"O(1) per index the session is in",
+        arity: 2,
+        key: Some(KeyUse::Delete),
+        args: &[TOKEN],
+    },
+    CommandDoc {
+        name: c"session.revokeindex",
+        summary: c"Destroys every session in an index, optionally except one",
+        complexity: c"O(N) where N is the number of tokens in the index",
+        arity: -3,
+        key: None,
+        args: &[PROPERTY, VALUE, option(c"token", ArgKind::String, c"EXCEPT")],
+    },
+    CommandDoc {
+        name: c"session.list",
+        summary: c"Returns every live session in an index, pruning stale tokens",
+        complexity: c"O(N) where N is the number of tokens in the index",
+        arity: 3,
+        key: None,
+        args: &[PROPERTY, VALUE],
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_documented_once() {
+        let names: Vec<_> = COMMANDS.iter().map(|c| c.name.to_str().unwrap()).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(names, unique);
+        assert_eq!(names.len(), 7);
+    }
+
+    #[test]
+    fn commands_with_a_key_take_the_token_first() {
+        for c in COMMANDS {
+            let first_is_key = c.args.first().map(|a| a.kind) == Some(ArgKind::Key);
+            assert_eq!(c.key.is_some(), first_is_key, "{:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn arity_matches_the_arguments() {
+        for c in COMMANDS {
+            let required = c.args.iter().filter(|a| !a.optional).count() as i32 + 1;
+            let has_optional = c.args.iter().any(|a| a.optional);
+            let want = if has_optional { -required } else { required };
+            assert_eq!(c.arity, want, "{:?}", c.name);
+        }
+    }
+}

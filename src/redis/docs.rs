@@ -1,0 +1,124 @@
+//! Hands [`crate::catalog`] to `RedisModule_SetCommandInfo`, so that `COMMAND INFO` and
+//! `COMMAND DOCS` describe every command (arity, key specs, summary, arguments) on Redis 7.0,
+//! where the crate's own command attribute cannot be used.
+
+use std::ffi::{c_char, c_int};
+use std::mem::{size_of, zeroed};
+use std::ptr;
+
+use redis_module::{raw, Context};
+
+use crate::catalog::{ArgKind, CommandDoc, KeyUse, COMMANDS, SINCE};
+
+/// Registers the documentation of every command; a failure is logged, not fatal: the
+/// commands work without it.
+pub fn register(ctx: &Context) {
+    for doc in COMMANDS {
+        if !register_one(ctx, doc) {
+            super::guard::log(
+                "warning",
+                &format!("could not set COMMAND DOCS for {}", doc.name.to_string_lossy()),
+            );
+        }
+    }
+}
+
+fn register_one(ctx: &Context, doc: &CommandDoc) -> bool {
+    // SAFETY: the API table is filled once at load, before this runs.
+    let (Some(get_command), Some(set_info)) =
+        (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandInfo })
+    else {
+        return false;
+    };
+    // SAFETY: ctx is the loading context and the name a static C string.
+    let command = unsafe { get_command(ctx.get_raw(), doc.name.as_ptr()) };
+    if command.is_null() {
+        return false;
+    }
+
+    // Redis reads these during the call; they are leaked so that they outlive it whatever
+    // Redis keeps (a few hundred bytes, once per load).
+    let version: &'static raw::RedisModuleCommandInfoVersion =
+        Box::leak(Box::new(raw::RedisModuleCommandInfoVersion {
+            version: 1,
+            sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
+            sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
+            sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
+        }));
+    let key_specs = doc.key.map_or(ptr::null_mut(), |key_use| {
+        let specs = vec![key_spec(key_use), zeroed_key_spec()];
+        Box::leak(specs.into_boxed_slice()).as_mut_ptr()
+    });
+    let mut args: Vec<raw::RedisModuleCommandArg> = doc.args.iter().map(command_arg).collect();
+    args.push(zeroed_arg());
+    let args = Box::leak(args.into_boxed_slice()).as_mut_ptr();
+
+    let info = raw::RedisModuleCommandInfo {
+        version,
+        summary: doc.summary.as_ptr(),
+        complexity: doc.complexity.as_ptr(),
+        since: SINCE.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: doc.arity as c_int,
+        key_specs,
+        args,
+    };
+    // SAFETY: command comes from GetCommand; info and everything it points to is valid,
+    // and both arrays end with a zeroed entry as the API requires.
+    unsafe { set_info(command, &info) == raw::REDISMODULE_OK as c_int }
+}
+
+fn key_spec(key_use: KeyUse) -> raw::RedisModuleCommandKeySpec {
+    let flags = match key_use {
+        KeyUse::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        KeyUse::Update => {
+            raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_UPDATE
+        }
+        KeyUse::Delete => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE,
+    };
+    let mut spec = zeroed_key_spec();
+    spec.notes = c"the session key: key-prefix followed by the token".as_ptr();
+    spec.flags = u64::from(flags);
+    spec.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+    spec.bs.index = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 1 };
+    spec.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    spec.fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+        lastkey: 0,
+        keystep: 1,
+        limit: 0,
+    };
+    spec
+}
+
+fn command_arg(arg: &crate::catalog::Arg) -> raw::RedisModuleCommandArg {
+    let mut out = zeroed_arg();
+    out.name = arg.name.as_ptr();
+    out.type_ = match arg.kind {
+        ArgKind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+        ArgKind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+        ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+    };
+    out.key_spec_index = if arg.kind == ArgKind::Key { 0 } else { -1 };
+    out.token = arg.token.map_or(ptr::null(), |t| t.as_ptr().cast::<c_char>());
+    out.flags = if arg.optional {
+        raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
+    } else {
+        raw::REDISMODULE_CMD_ARG_NONE as c_int
+    };
+    out
+}
+
+fn zeroed_key_spec() -> raw::RedisModuleCommandKeySpec {
+    // SAFETY: a plain C struct of pointers, integers and unions of integers: all-zero is
+    // valid and is the array terminator the API expects.
+    unsafe { zeroed() }
+}
+
+fn zeroed_arg() -> raw::RedisModuleCommandArg {
+    // SAFETY: a plain C struct of pointers and integers: all-zero is valid and is the
+    // array terminator the API expects.
+    unsafe { zeroed() }
+}
