@@ -51,11 +51,21 @@ pub struct CommandDoc {
 }
 
 const fn arg(name: &'static CStr, kind: ArgKind) -> Arg {
-    Arg { name, kind, token: None, optional: false }
+    Arg {
+        name,
+        kind,
+        token: None,
+        optional: false,
+    }
 }
 
 const fn option(name: &'static CStr, kind: ArgKind, token: &'static CStr) -> Arg {
-    Arg { name, kind, token: Some(token), optional: true }
+    Arg {
+        name,
+        kind,
+        token: Some(token),
+        optional: true,
+    }
 }
 
 const TOKEN: Arg = arg(c"token", ArgKind::Key);
@@ -114,7 +124,11 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) where N is the number of tokens in the index",
         arity: -3,
         key: None,
-        args: &[PROPERTY, VALUE, option(c"token", ArgKind::String, c"EXCEPT")],
+        args: &[
+            PROPERTY,
+            VALUE,
+            option(c"token", ArgKind::String, c"EXCEPT"),
+        ],
     },
     CommandDoc {
         name: c"session.list",

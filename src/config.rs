@@ -147,6 +147,9 @@ impl Settings {
 
     /// Sets any setting from its text form, as a load argument or redis.conf line gives it.
     pub fn set_text(&mut self, setting: Setting, value: &str) -> Result<()> {
+        if value.contains('\0') {
+            return Err(setting.error("value contains a NUL byte"));
+        }
         match setting {
             Setting::Indexes => self.indexes = parse_indexes(value)?,
             Setting::KeyPrefix => self.key_prefix = value.to_string(),
@@ -181,9 +184,6 @@ impl Settings {
             };
             let value = std::str::from_utf8(raw_value)
                 .map_err(|_| setting.error("value is not valid UTF-8"))?;
-            if value.contains('\0') {
-                return Err(setting.error("value contains a NUL byte"));
-            }
             self.set_text(setting, value)?;
         }
         Ok(())
@@ -306,6 +306,15 @@ mod tests {
         for (args, want) in cases {
             let err = Settings::default().apply_load_args(args).unwrap_err();
             assert!(err.to_string().starts_with(want), "{err} / {want}");
+        }
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_in_every_setting() {
+        for setting in Setting::ALL {
+            let mut s = Settings::default();
+            assert!(s.set_text(setting, "a\0b").is_err(), "{setting:?}");
+            assert_eq!(s, Settings::default());
         }
     }
 

@@ -18,6 +18,7 @@ use crate::token;
 
 use super::keys::{now_ms, Key, Kind};
 use super::settings;
+use super::stats;
 
 const DATA: &CStr = c"data";
 const TTL: &CStr = c"ttl";
@@ -186,6 +187,7 @@ fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8]) -> usize {
         .filter(|t| is_stale(ctx, settings, t))
         .collect();
     index_remove(ctx, index, &stale);
+    stats::PRUNED.add(stale.len() as u64);
     stale.len()
 }
 
@@ -210,7 +212,7 @@ fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(&CStr, 
     let mut hset: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
     hset.push(name.as_slice());
     for (field, value) in fields {
-        key.hash_set(field, &ctx.create_string(*value));
+        key.hash_set(field, &string(ctx, value.as_bytes()));
         hset.push(field.to_bytes());
         hset.push(value.as_bytes());
     }
@@ -263,6 +265,7 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let expire_at = plan.expire_at_ms.to_string();
     ctx.replicate("PEXPIREAT", &[name.as_slice(), expire_at.as_bytes()]);
     notify(ctx, EVENT_CREATE, &name);
+    stats::CREATED.add(1);
 
     for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
         let index = index.as_bytes();
@@ -280,14 +283,15 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.validate")));
     };
     let settings = settings::current();
-    let Some(found) = find(ctx, &settings, token.as_slice(), true) else {
+    let now = now_ms();
+    let found = find(ctx, &settings, token.as_slice(), true)
+        .filter(|found| !found.stored.lifetime.is_over(now));
+    let Some(found) = found else {
+        stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
     };
-    let now = now_ms();
+    stats::VALIDATE_HITS.add(1);
     let lifetime = found.stored.lifetime;
-    if lifetime.is_over(now) {
-        return Ok(RedisValue::Null);
-    }
     let expire_at = lifetime.expire_at(now);
     set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
@@ -380,6 +384,7 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let indexes = found.stored.index_keys.clone();
     delete_session(ctx, found, EVENT_DESTROY);
+    stats::DESTROYED.add(1);
     for index in &indexes {
         index_remove(ctx, index.as_bytes(), &[token.as_slice()]);
         prune_sample(ctx, &settings, index.as_bytes());
@@ -437,6 +442,8 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     }
     index_remove(ctx, &index, &removed);
+    stats::REVOKED.add(revoked.unsigned_abs());
+    stats::PRUNED.add((removed.len() as u64).saturating_sub(revoked.unsigned_abs()));
     Ok(RedisValue::Integer(revoked))
 }
 
@@ -474,5 +481,6 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     }
     index_remove(ctx, &index, &stale);
+    stats::PRUNED.add(stale.len() as u64);
     Ok(RedisValue::Array(sessions))
 }

@@ -17,7 +17,10 @@ pub fn register(ctx: &Context) {
         if !register_one(ctx, doc) {
             super::guard::log(
                 "warning",
-                &format!("could not set COMMAND DOCS for {}", doc.name.to_string_lossy()),
+                &format!(
+                    "could not set COMMAND DOCS for {}",
+                    doc.name.to_string_lossy()
+                ),
             );
         }
     }
@@ -25,9 +28,9 @@ pub fn register(ctx: &Context) {
 
 fn register_one(ctx: &Context, doc: &CommandDoc) -> bool {
     // SAFETY: the API table is filled once at load, before this runs.
-    let (Some(get_command), Some(set_info)) =
-        (unsafe { raw::RedisModule_GetCommand }, unsafe { raw::RedisModule_SetCommandInfo })
-    else {
+    let (Some(get_command), Some(set_info)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
+        raw::RedisModule_SetCommandInfo
+    }) else {
         return false;
     };
     // SAFETY: ctx is the loading context and the name a static C string.
@@ -102,7 +105,9 @@ fn command_arg(arg: &crate::catalog::Arg) -> raw::RedisModuleCommandArg {
         ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
     };
     out.key_spec_index = if arg.kind == ArgKind::Key { 0 } else { -1 };
-    out.token = arg.token.map_or(ptr::null(), |t| t.as_ptr().cast::<c_char>());
+    out.token = arg
+        .token
+        .map_or(ptr::null(), |t| t.as_ptr().cast::<c_char>());
     out.flags = if arg.optional {
         raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
     } else {

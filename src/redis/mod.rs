@@ -6,6 +6,7 @@ pub mod docs;
 pub mod guard;
 pub mod keys;
 pub mod settings;
+pub mod stats;
 
 use redis_module::{Context, RedisError, RedisResult, RedisString, Status};
 
@@ -30,6 +31,8 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
     guard::init_logging(ctx);
     guard::install_panic_hook();
     guard::catch(|| docs::register(ctx), || ());
+    // Replaces the crate's default INFO callback with the `session` section.
+    redis_module::raw::register_info_function(ctx.get_raw(), Some(stats::info));
     let outcome = guard::catch(
         || settings::register(ctx, args),
         || Err("internal error while loading".to_string()),

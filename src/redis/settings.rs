@@ -60,7 +60,7 @@ impl ConfigurationValue<i64> for Numeric {
 
 impl ConfigurationValue<RedisString> for Text {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
-        RedisString::create(None, current().text(self.0))
+        RedisString::create_from_slice(std::ptr::null_mut(), current().text(self.0).as_bytes())
     }
     fn set(&self, _ctx: &ConfigurationContext, value: RedisString) -> Result<(), RedisError> {
         let text = std::str::from_utf8(value.as_slice()).map_err(|_| {
