@@ -37,8 +37,19 @@ const EVENT_CREATE: &str = "session.create";
 const EVENT_DESTROY: &str = "session.destroy";
 const EVENT_REVOKE: &str = "session.revoke";
 
+/// An error reply. Non-ASCII and control characters (from property names or options the
+/// client sent) are escaped, because the crate writes error text byte by byte as ASCII.
 fn reply_error(e: Error) -> RedisError {
-    RedisError::String(e.to_string())
+    let text = e.to_string();
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            safe.push(c);
+        } else {
+            safe.extend(c.escape_unicode());
+        }
+    }
+    RedisError::String(safe)
 }
 
 fn string(ctx: &Context, bytes: &[u8]) -> RedisString {
