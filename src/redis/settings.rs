@@ -12,6 +12,8 @@ use redis_module::{raw, ConfigurationValue, Context, RedisError, RedisString};
 use crate::config::{Setting, Settings};
 use crate::error::Error;
 
+use super::guard::catch;
+
 static CURRENT: LazyLock<Mutex<Arc<Settings>>> =
     LazyLock::new(|| Mutex::new(Arc::new(Settings::default())));
 
@@ -49,27 +51,42 @@ pub struct Numeric(Setting);
 /// A string setting as a module config.
 pub struct Text(Setting);
 
+// Config callbacks are entry points from Redis like commands: each runs under `catch`.
+
+fn refused_after_panic() -> Result<(), RedisError> {
+    Err(RedisError::Str(
+        "internal error in redis-session; the value was not changed",
+    ))
+}
+
 impl ConfigurationValue<i64> for Numeric {
     fn get(&self, _ctx: &ConfigurationContext) -> i64 {
-        current().numeric(self.0)
+        catch(|| current().numeric(self.0), || 0)
     }
     fn set(&self, _ctx: &ConfigurationContext, value: i64) -> Result<(), RedisError> {
-        update(|s| s.set_numeric(self.0, value))
+        catch(
+            || update(|s| s.set_numeric(self.0, value)),
+            refused_after_panic,
+        )
     }
 }
 
 impl ConfigurationValue<RedisString> for Text {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
-        RedisString::create_from_slice(std::ptr::null_mut(), current().text(self.0).as_bytes())
+        let text = catch(|| current().text(self.0), String::new);
+        RedisString::create_from_slice(std::ptr::null_mut(), text.as_bytes())
     }
     fn set(&self, _ctx: &ConfigurationContext, value: RedisString) -> Result<(), RedisError> {
-        let text = std::str::from_utf8(value.as_slice()).map_err(|_| {
-            RedisError::String(format!(
-                "session.{}: value is not valid UTF-8",
-                self.0.name()
-            ))
-        })?;
-        update(|s| s.set_text(self.0, text))
+        let apply = || {
+            let text = std::str::from_utf8(value.as_slice()).map_err(|_| {
+                RedisError::String(format!(
+                    "session.{}: value is not valid UTF-8",
+                    self.0.name()
+                ))
+            })?;
+            update(|s| s.set_text(self.0, text))
+        };
+        catch(apply, refused_after_panic)
     }
 }
 
