@@ -1,0 +1,79 @@
+# Shortcuts for building, running and testing redis-session. `make help` lists them.
+# Cargo does the real work; every target here is a command you could type yourself.
+
+# The port `make run` listens on: `make run PORT=6400`.
+PORT ?= 6379
+# Extra arguments for `cargo test`, e.g. `make test CARGO_TEST_FLAGS=--no-fail-fast`.
+CARGO_TEST_FLAGS ?=
+
+MODULE := $(CURDIR)/target/release/libredis_session.so
+RUN_DIR := $(CURDIR)/target/run
+RUN_CONF := $(RUN_DIR)/redis.conf
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Targets run in the order given (deps before build before test), even under `make -j`.
+.NOTPARALLEL:
+
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell may not have on PATH.
+ifneq ($(wildcard $(HOME)/.cargo/bin),)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+endif
+export DEBIAN_FRONTEND := noninteractive
+# The integration tests load the module from here (set it yourself to test another build).
+REDIS_SESSION_MODULE ?= $(MODULE)
+export REDIS_SESSION_MODULE
+
+# Documented targets (`target: ## text`) appear in the help text.
+.PHONY: help
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*?## "}; {printf "\033[36m%-8s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install what is missing (redis-server, libclang-dev, build-essential) via apt
+	@bash scripts/deps.sh
+
+.PHONY: build
+build: ## Build the module: target/release/libredis_session.so
+	cargo build --release
+
+.PHONY: run
+run: deps build ## Run redis-server redis.conf with the module, in the foreground (PORT=6379)
+	@if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
+		echo "run: 127.0.0.1:$(PORT) is already in use (by the redis-server service apt started?)." >&2; \
+		echo "run: stop it (sudo systemctl stop redis-server) or use another port: make run PORT=$$(( $(PORT) + 1 ))" >&2; \
+		exit 1; \
+	fi
+	@mkdir -p $(RUN_DIR)
+	@# redis.conf loads the module by a path relative to the repository; redis-server is
+	@# given the same file with that path made absolute, so it holds from any directory.
+	@sed 's|^\(loadmodule[[:space:]]\{1,\}\)\./|\1$(CURDIR)/|' redis.conf > $(RUN_CONF)
+	@# --dir: dump.rdb goes to target/run/, not into the working tree.
+	redis-server $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)
+
+.PHONY: test
+test: deps build ## Run unit and integration tests (each integration test starts its own redis-server)
+	cargo test --release $(CARGO_TEST_FLAGS)
+
+.PHONY: clippy
+clippy: ## Run clippy on all targets, warnings as errors
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+	cargo clippy --all-targets -- -D warnings
+
+.PHONY: lint
+lint: clippy ## Run clippy and check formatting
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	cargo fmt --check
+
+.PHONY: fmt
+fmt: ## Format the code
+	cargo fmt
+
+.PHONY: bench
+bench: ## Benchmark (not yet: it comes with issue 6)
+	@echo "bench: there is no benchmark yet; it comes with issue 6."
+
+.PHONY: clean
+clean: ## Remove build output (target/)
+	cargo clean
