@@ -318,9 +318,12 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.get")));
     };
     let settings = settings::current();
+    let now = now_ms();
     match find(ctx, &settings, token.as_slice(), false) {
-        Some(found) => Ok(RedisValue::BulkRedisString(found.data)),
-        None => Ok(RedisValue::Null),
+        Some(found) if !found.stored.lifetime.is_over(now) => {
+            Ok(RedisValue::BulkRedisString(found.data))
+        }
+        _ => Ok(RedisValue::Null),
     }
 }
 

@@ -1,0 +1,186 @@
+//! Index joining on SESSION.CREATE: index key names and value text, what is not indexed,
+//! index expiry, prefixes, and an index key that already holds another type.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::Server;
+
+#[test]
+fn create_joins_every_configured_index() {
+    let s = Server::start(&["indexes", "user_id,tenant_id"]);
+    let mut c = s.conn();
+    let a = c.create(r#"{"user_id":150,"tenant_id":"acme","foo":"bar"}"#, &[]);
+    let b = c.create(r#"{"user_id":150}"#, &[]);
+    assert_eq!(
+        c.smembers("user_id:150"),
+        BTreeSet::from([a.token.clone(), b.token.clone()])
+    );
+    assert_eq!(
+        c.smembers("tenant_id:acme"),
+        BTreeSet::from([a.token.clone()])
+    );
+    assert_eq!(c.key_type("user_id:150"), "set");
+    // Two sessions and two index sets: nothing else was written.
+    assert_eq!(c.dbsize(), 4);
+}
+
+#[test]
+fn index_value_text_is_compact_json_or_raw_string() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut c = s.conn();
+    for (json_value, key) in [
+        ("150", "user_id:150"),
+        ("-7", "user_id:-7"),
+        ("1.5", "user_id:1.5"),
+        ("1.0", "user_id:1.0"),
+        ("12345678901234567890123", "user_id:12345678901234567890123"),
+        ("true", "user_id:true"),
+        ("false", "user_id:false"),
+        (r#""alice""#, "user_id:alice"),
+        (r#""Zoë""#, "user_id:Zoë"),
+        (r#""Zo\u00eb 😀""#, "user_id:Zoë 😀"),
+        (r#""say \"hi\"\\""#, r#"user_id:say "hi"\"#),
+        (r#""a/b""#, "user_id:a/b"),
+        (r#""""#, "user_id:"),
+    ] {
+        let created = c.create(&format!(r#"{{"user_id":{json_value}}}"#), &[]);
+        assert_eq!(
+            c.smembers(key),
+            BTreeSet::from([created.token.clone()]),
+            "user_id {json_value} should be indexed at {key:?}"
+        );
+        let h = c.hgetall(&created.token);
+        let recorded: Vec<String> = serde_json::from_str(&h["indexes"]).unwrap();
+        assert_eq!(recorded, [key], "indexes field for {json_value}");
+    }
+}
+
+#[test]
+fn null_indexed_property_is_not_indexed() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut c = s.conn();
+    let created = c.create(r#"{"user_id":null}"#, &[]);
+    assert_eq!(c.dbsize(), 1, "only the session: {:?}", c.keys());
+    assert!(!c.exists("user_id:null"));
+    assert!(!c.hgetall(&created.token).contains_key("indexes"));
+}
+
+#[test]
+fn absent_indexed_property_is_not_indexed() {
+    let s = Server::start(&["indexes", "user_id,tenant_id"]);
+    let mut c = s.conn();
+    let created = c.create(r#"{"other":150,"nested":{"user_id":150}}"#, &[]);
+    assert_eq!(c.dbsize(), 1, "only the session: {:?}", c.keys());
+    assert!(!c.hgetall(&created.token).contains_key("indexes"));
+    // Only the present one of two indexed properties is indexed.
+    let partial = c.create(r#"{"tenant_id":9}"#, &[]);
+    assert_eq!(c.smembers("tenant_id:9"), BTreeSet::from([partial.token]));
+    assert_eq!(c.dbsize(), 3);
+}
+
+#[test]
+fn index_key_expiry_is_never_earlier_than_its_sessions() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut c = s.conn();
+    let short = c.create(r#"{"user_id":1}"#, &["TTL", "100"]);
+    assert!(c.pexpiretime("user_id:1") >= c.pexpiretime(&short.token));
+    let long = c.create(r#"{"user_id":1}"#, &["TTL", "1000"]);
+    let long_exp = c.pexpiretime(&long.token);
+    assert!(c.pexpiretime("user_id:1") >= long_exp, "index not raised");
+    // A shorter session does not lower it.
+    c.create(r#"{"user_id":1}"#, &["TTL", "10"]);
+    assert!(c.pexpiretime("user_id:1") >= long_exp, "index lowered");
+}
+
+#[test]
+fn create_raises_earlier_expiry_of_existing_index() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut c = s.conn();
+    let first = c.create(r#"{"user_id":1}"#, &[]);
+    c.ok(&["PEXPIRE", "user_id:1", "5000"]);
+    let second = c.create(r#"{"user_id":1}"#, &[]);
+    let exp = c.pexpiretime(&second.token);
+    assert!(c.pexpiretime("user_id:1") >= exp);
+    assert_eq!(
+        c.smembers("user_id:1"),
+        BTreeSet::from([first.token, second.token])
+    );
+}
+
+#[test]
+fn create_leaves_existing_persistent_index_without_expiry() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut c = s.conn();
+    c.ok(&["SADD", "user_id:1", "someone"]);
+    let created = c.create(r#"{"user_id":1}"#, &[]);
+    assert_eq!(c.pexpiretime("user_id:1"), -1);
+    assert!(c.smembers("user_id:1").contains(&created.token));
+}
+
+#[test]
+fn key_prefix_and_index_prefix_name_the_keys() {
+    let s = Server::start(&[
+        "indexes",
+        "user_id",
+        "key-prefix",
+        "sess:",
+        "index-prefix",
+        "idx:",
+    ]);
+    let mut c = s.conn();
+    let created = c.create(r#"{"user_id":150}"#, &[]);
+    let key = format!("sess:{}", created.token);
+    assert_eq!(c.key_type(&key), "hash");
+    assert_eq!(
+        c.smembers("idx:user_id:150"),
+        BTreeSet::from([created.token.clone()]),
+        "index members are bare tokens"
+    );
+    assert_eq!(c.dbsize(), 2, "{:?}", c.keys());
+    let h = c.hgetall(&key);
+    let recorded: Vec<String> = serde_json::from_str(&h["indexes"]).unwrap();
+    assert_eq!(recorded, ["idx:user_id:150"]);
+    assert!(c.pexpiretime("idx:user_id:150") >= c.pexpiretime(&key));
+    assert!(
+        c.validate(&created.token).is_some(),
+        "validate takes the bare token"
+    );
+}
+
+#[test]
+fn index_key_of_another_type_fails_create_with_wrongtype() {
+    let s = Server::start(&["indexes", "user_id,tenant_id"]);
+    let mut c = s.conn();
+    c.ok(&["SET", "user_id:150", "precious"]);
+    c.ok(&["PEXPIRE", "user_id:150", "500000"]);
+    let exp = c.pexpiretime("user_id:150");
+    let before = c.dbsize();
+    let e = c.err(&["SESSION.CREATE", r#"{"user_id":150}"#]);
+    assert_eq!(
+        e,
+        "WRONGTYPE index key 'user_id:150' holds a value that is not a set"
+    );
+    // Also when another index comes first and would have been written.
+    let e = c.err(&["SESSION.CREATE", r#"{"tenant_id":"acme","user_id":150}"#]);
+    assert!(e.starts_with("WRONGTYPE index key 'user_id:150'"), "{e}");
+    assert_eq!(c.dbsize(), before, "{:?}", c.keys());
+    assert!(!c.exists("tenant_id:acme"));
+    assert_eq!(c.string(&["GET", "user_id:150"]), "precious");
+    assert_eq!(c.pexpiretime("user_id:150"), exp);
+}
+
+#[test]
+fn index_key_of_another_type_with_prefix_fails_create() {
+    let s = Server::start(&["indexes", "user_id", "index-prefix", "idx:"]);
+    let mut c = s.conn();
+    c.ok(&["RPUSH", "idx:user_id:1", "x"]);
+    let e = c.err(&["SESSION.CREATE", r#"{"user_id":1}"#]);
+    assert_eq!(
+        e,
+        "WRONGTYPE index key 'idx:user_id:1' holds a value that is not a set"
+    );
+    assert_eq!(c.dbsize(), 1);
+    assert_eq!(c.key_type("idx:user_id:1"), "list");
+}
