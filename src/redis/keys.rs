@@ -93,6 +93,16 @@ impl Key {
 
     /// Sets one hash field. Field names are the module's own constants (no NUL inside).
     pub fn hash_set(&self, field: &CStr, value: &RedisString) -> bool {
+        self.raw_hash_set(field, value.inner)
+    }
+
+    /// Removes one hash field.
+    pub fn hash_delete(&self, field: &CStr) -> bool {
+        self.raw_hash_set(field, raw::REDISMODULE_HASH_DELETE.cast_mut())
+    }
+
+    /// One `RM_HashSet` call: `value` is a string, or `REDISMODULE_HASH_DELETE`.
+    fn raw_hash_set(&self, field: &CStr, value: *mut raw::RedisModuleString) -> bool {
         if self.inner.is_null() {
             return false;
         }
@@ -106,7 +116,7 @@ impl Key {
                 self.inner,
                 raw::REDISMODULE_HASH_CFIELDS as c_int,
                 field.as_ptr(),
-                value.inner,
+                value,
                 ptr::null::<c_char>(),
             )
         };
@@ -135,9 +145,7 @@ impl Key {
         };
         status == raw::REDISMODULE_OK as c_int
     }
-}
 
-impl Key {
     /// Deletes the key.
     pub fn delete(&self) -> bool {
         if self.inner.is_null() {
@@ -148,28 +156,6 @@ impl Key {
             raw::RedisModule_DeleteKey.map_or(raw::REDISMODULE_ERR as c_int, |f| f(self.inner))
         };
         status == raw::REDISMODULE_OK as c_int
-    }
-
-    /// Removes one hash field.
-    pub fn hash_delete(&self, field: &CStr) -> bool {
-        if self.inner.is_null() {
-            return false;
-        }
-        // SAFETY: the API table is filled once at load, before any command runs.
-        let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
-            return false;
-        };
-        // SAFETY: inner is an open writable hash; DELETE as the value removes the field.
-        let status = unsafe {
-            set(
-                self.inner,
-                raw::REDISMODULE_HASH_CFIELDS as c_int,
-                field.as_ptr(),
-                raw::REDISMODULE_HASH_DELETE as *mut raw::RedisModuleString,
-                ptr::null::<c_char>(),
-            )
-        };
-        status >= 0
     }
 }
 
