@@ -17,8 +17,7 @@ use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
 use crate::token;
 
 use super::keys::{now_ms, Key, Kind};
-use super::settings;
-use super::stats;
+use super::{effects, settings, stats};
 
 const DATA: &CStr = c"data";
 const TTL: &CStr = c"ttl";
@@ -137,8 +136,7 @@ fn raise_index_expiry(ctx: &Context, name: &[u8], at_ms: i64, created_now: bool)
         None => created_now,
     };
     if raise && key.set_abs_expire(at_ms) {
-        let at = at_ms.to_string();
-        ctx.replicate("PEXPIREAT", &[name, at.as_bytes()]);
+        effects::pexpireat(ctx, name, at_ms);
     }
 }
 
@@ -213,8 +211,7 @@ fn delete_session(ctx: &Context, found: Found, event: &str) {
 /// Moves a session's expiry to `expire_at` unless it is there already, replicating it.
 fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) {
     if found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at) {
-        let at = expire_at.to_string();
-        ctx.replicate("PEXPIREAT", &[found.name.as_slice(), at.as_bytes()]);
+        effects::pexpireat(ctx, found.name.as_slice(), expire_at);
     }
 }
 
@@ -273,8 +270,7 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     write_fields(ctx, &key, &name, &fields);
     key.set_abs_expire(plan.expire_at_ms);
     drop(key);
-    let expire_at = plan.expire_at_ms.to_string();
-    ctx.replicate("PEXPIREAT", &[name.as_slice(), expire_at.as_bytes()]);
+    effects::pexpireat(ctx, name.as_slice(), plan.expire_at_ms);
     notify(ctx, EVENT_CREATE, &name);
     stats::CREATED.add(1);
 

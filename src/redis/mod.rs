@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod docs;
+pub mod effects;
 pub mod guard;
 pub mod keys;
 pub mod settings;
