@@ -184,10 +184,14 @@ fn is_stale(ctx: &Context, settings: &Settings, token: &[u8]) -> bool {
 }
 
 /// Removes the stale tokens among a bounded random sample of `index`, so that a write
-/// costs the same whatever the index's size. Returns how many were removed.
-fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8]) -> usize {
-    if kind_of(ctx, index) != Kind::Set {
-        return 0;
+/// costs the same whatever the index's size. `live` members are known to be live (the
+/// token just added): an index holding no more than those has nothing to check.
+fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8], live: usize) {
+    {
+        let key = Key::read(ctx, &string(ctx, index));
+        if key.kind() != Kind::Set || key.value_length() <= live {
+            return;
+        }
     }
     let sample = members(ctx.call("SRANDMEMBER", &[index, PRUNE_SAMPLE]));
     let stale: Vec<&[u8]> = sample
@@ -197,7 +201,6 @@ fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8]) -> usize {
         .collect();
     index_remove(ctx, index, &stale);
     stats::PRUNED.add(stale.len() as u64);
-    stale.len()
 }
 
 /// Deletes a found session's key, replicating `DEL` and raising `event`.
@@ -278,7 +281,7 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let index = index.as_bytes();
         index_add(ctx, index, token.as_bytes());
         raise_index_expiry(ctx, index, plan.expire_at_ms, created_now);
-        prune_sample(ctx, &settings, index);
+        prune_sample(ctx, &settings, index, 1);
     }
 
     Ok(RedisValue::StringBuffer(plan.reply(&token).into_bytes()))
@@ -370,11 +373,11 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let token = token.as_slice();
     for index in left {
         index_remove(ctx, index.as_bytes(), &[token]);
-        prune_sample(ctx, &settings, index.as_bytes());
+        prune_sample(ctx, &settings, index.as_bytes(), 0);
     }
     for (index, created_now) in joined.iter().zip(joined_is_new) {
         index_add(ctx, index.as_bytes(), token);
-        prune_sample(ctx, &settings, index.as_bytes());
+        prune_sample(ctx, &settings, index.as_bytes(), 1);
         raise_index_expiry(ctx, index.as_bytes(), expire_at, created_now);
     }
     for index in plan.index_keys.iter().filter(|k| old.contains(k)) {
@@ -397,7 +400,7 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     stats::DESTROYED.add(1);
     for index in &indexes {
         index_remove(ctx, index.as_bytes(), &[token.as_slice()]);
-        prune_sample(ctx, &settings, index.as_bytes());
+        prune_sample(ctx, &settings, index.as_bytes(), 0);
     }
     Ok(RedisValue::Integer(1))
 }

@@ -146,6 +146,16 @@ impl Key {
         status == raw::REDISMODULE_OK as c_int
     }
 
+    /// The number of elements of a set (or fields of a hash); 0 for an empty key
+    /// (`RM_ValueLength`).
+    pub fn value_length(&self) -> usize {
+        if self.inner.is_null() {
+            return 0;
+        }
+        // SAFETY: inner is an open key.
+        unsafe { raw::RedisModule_ValueLength.map_or(0, |f| f(self.inner)) }
+    }
+
     /// Deletes the key.
     pub fn delete(&self) -> bool {
         if self.inner.is_null() {
