@@ -123,20 +123,28 @@ fn check_indexes(ctx: &Context, names: &[String]) -> Result<Vec<bool>, RedisErro
         .collect()
 }
 
-/// Raises the expiry of the index set `name` to at least `at_ms`, replicating the change.
-/// A missing key, a key of another type, or an index set with no expiry is left alone.
-fn raise_index_expiry(ctx: &Context, name: &[u8], at_ms: i64, created_now: bool) {
+/// Makes the index set `name` expire no earlier than `needed_ms` (a session's expiry): when
+/// it would expire earlier, its expiry becomes `target_ms` (see
+/// [`session::Lifetime::index_expire_at`]), replicated. A missing key, a key of another
+/// type, or an index set that already existed with no expiry is left alone.
+fn raise_index_expiry(
+    ctx: &Context,
+    name: &[u8],
+    needed_ms: i64,
+    target_ms: i64,
+    created_now: bool,
+) {
     let key = Key::write(ctx, &string(ctx, name));
     if key.kind() != Kind::Set {
         return;
     }
     let raise = match key.abs_expire() {
-        Some(current) => current < at_ms,
+        Some(current) => current < needed_ms,
         // A set this command just made gets an expiry; one that was persistent stays so.
         None => created_now,
     };
-    if raise && key.set_abs_expire(at_ms) {
-        effects::pexpireat(ctx, name, at_ms);
+    if raise && key.set_abs_expire(target_ms) {
+        effects::pexpireat(ctx, name, target_ms);
     }
 }
 
@@ -280,7 +288,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
         let index = index.as_bytes();
         index_add(ctx, index, token.as_bytes());
-        raise_index_expiry(ctx, index, plan.expire_at_ms, created_now);
+        let target = plan.lifetime.index_expire_at(plan.expire_at_ms);
+        raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now);
         prune_sample(ctx, &settings, index, 1);
     }
 
@@ -305,8 +314,9 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let expire_at = lifetime.expire_at(now);
     set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
+    let target = lifetime.index_expire_at(expire_at);
     for index in &found.stored.index_keys {
-        raise_index_expiry(ctx, index.as_bytes(), expire_at, false);
+        raise_index_expiry(ctx, index.as_bytes(), expire_at, target, false);
     }
     Ok(RedisValue::BulkRedisString(found.data))
 }
@@ -367,6 +377,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ctx.replicate("HDEL", &[found.name.as_slice(), INDEXES.to_bytes()]);
     }
     let expire_at = found.stored.lifetime.expire_at(now);
+    let index_target = found.stored.lifetime.index_expire_at(expire_at);
     set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
 
@@ -378,10 +389,10 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     for (index, created_now) in joined.iter().zip(joined_is_new) {
         index_add(ctx, index.as_bytes(), token);
         prune_sample(ctx, &settings, index.as_bytes(), 1);
-        raise_index_expiry(ctx, index.as_bytes(), expire_at, created_now);
+        raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, created_now);
     }
     for index in plan.index_keys.iter().filter(|k| old.contains(k)) {
-        raise_index_expiry(ctx, index.as_bytes(), expire_at, false);
+        raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, false);
     }
     Ok(RedisValue::StringBuffer(plan.data.into_bytes()))
 }
