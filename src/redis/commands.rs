@@ -342,15 +342,14 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.update")));
     };
     let settings = settings::current();
-    let Some(found) = find(ctx, &settings, token.as_slice(), true) else {
+    let now = now_ms();
+    let found = find(ctx, &settings, token.as_slice(), true)
+        .filter(|found| !found.stored.lifetime.is_over(now));
+    let Some(found) = found else {
         // An unknown token still gets its patch checked, so errors do not depend on it.
-        session::UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
+        UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
         return Ok(RedisValue::Null);
     };
-    let now = now_ms();
-    if found.stored.lifetime.is_over(now) {
-        return Ok(RedisValue::Null);
-    }
     let plan = UpdatedSession::plan(found.data.as_slice(), patch.as_slice(), &settings)
         .map_err(reply_error)?;
     let old = &found.stored.index_keys;
