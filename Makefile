@@ -31,7 +31,7 @@ help: ## Show this help
 		| awk 'BEGIN {FS = ":.*?## "}; {printf "\033[36m%-8s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install what is missing (redis-server, libclang-dev, build-essential) via apt
+deps: ## Install what is missing (redis-server, libclang-dev, build-essential; nodejs, npm, python3-venv for the examples) via apt
 	@bash scripts/deps.sh
 
 .PHONY: build
@@ -53,8 +53,13 @@ run: deps build ## Run redis-server redis.conf with the module, in the foregroun
 	redis-server $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)
 
 .PHONY: test
-test: deps build ## Run unit and integration tests (each integration test starts its own redis-server)
+test: deps build ## Run unit and integration tests, then the examples and the Node package's tests
 	cargo test --release $(CARGO_TEST_FLAGS)
+	bash scripts/examples.sh
+
+.PHONY: examples
+examples: deps build ## Run the client examples (Python, node-redis, ioredis, redis-cli) and the Node package's tests
+	bash scripts/examples.sh
 
 .PHONY: clippy
 clippy: ## Run clippy on all targets, warnings as errors
@@ -71,8 +76,9 @@ fmt: ## Format the code
 	cargo fmt
 
 .PHONY: bench
-bench: ## Benchmark (not yet: it comes with issue 6)
-	@echo "bench: there is no benchmark yet; it comes with issue 6."
+bench: deps build ## Benchmark against Redis primitives and Lua (BENCH_SECONDS=1 BENCH_REPS=1: quick; BENCH_PROFILE=1: perf); see BENCHMARKS.md
+	@bash scripts/bench/deps.sh
+	python3 scripts/bench.py
 
 .PHONY: clean
 clean: ## Remove build output (target/)

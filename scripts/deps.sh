@@ -39,11 +39,24 @@ for tool in cc ar make; do
         break
     fi
 done
+# The examples and the Node package's tests (scripts/examples.sh, run by `make test` and
+# `make examples`) need redis-cli, Node.js with npm, and a python3 that can make a venv
+# (Debian ships ensurepip, which venv needs, in python3-venv). Debian 12's nodejs is 18,
+# which everything they install supports.
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ! command -v python3 >/dev/null 2>&1; then
+    missing+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "deps: missing ${missing[*]}, and there is no apt-get here to install them." >&2
-        echo "deps: install redis-server (7.0 or later), libclang and a C toolchain, then retry." >&2
+        echo "deps: install redis-server (7.0 or later), libclang and a C toolchain, then retry;" >&2
+    echo "deps: for the examples also redis-cli, Node.js 18+ with npm, python3 with venv." >&2
         exit 1
     fi
     sudo=()
