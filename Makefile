@@ -61,6 +61,13 @@ test: deps build ## Run unit and integration tests, then the examples and the No
 examples: deps build ## Run the client examples (Python, node-redis, ioredis, redis-cli) and the Node package's tests
 	bash scripts/examples.sh
 
+# Cases per property for `make fuzz` (`make test` runs proptest's default, 256, in a second).
+FUZZ_CASES ?= 200000
+
+.PHONY: fuzz
+fuzz: deps ## Long run of the property tests on the parsers (src/proptests.rs), FUZZ_CASES=200000 cases each
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release --lib proptests
+
 .PHONY: clippy
 clippy: ## Run clippy on all targets, warnings as errors
 	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

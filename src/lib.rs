@@ -11,6 +11,9 @@ pub mod json;
 pub mod session;
 pub mod token;
 
+#[cfg(test)]
+mod proptests;
+
 #[cfg(not(test))]
 pub mod redis;
 

@@ -245,7 +245,7 @@ fn reference_whole(text: &[u8], min: i64) -> Option<i64> {
 
 /// `[TTL n] [MAXLIFETIME n]` in any order, each at most once, keywords in any case.
 fn reference_options(args: &[Vec<u8>]) -> Option<CreateOptions> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return None;
     }
     let mut options = CreateOptions::default();
@@ -345,10 +345,8 @@ proptest! {
             text.push_str(if is_object { "{\"k\":" } else { "[" });
             closers.push(if is_object { '}' } else { ']' });
         }
-        for _ in 0..extra {
-            text.push('[');
-            closers.push(']');
-        }
+        text.extend(std::iter::repeat_n('[', extra));
+        closers.extend(std::iter::repeat_n(']', extra));
         text.push('1');
         if closed {
             text.extend(closers.iter().rev());
@@ -572,6 +570,7 @@ fn zero_padded_whole_numbers_are_accepted_whatever_their_length() {
             },
         ),
     ] {
-        assert_eq!(CreateOptions::parse(&args), Ok(want), "{args:?}");
+        let shown = args.map(String::from_utf8_lossy);
+        assert_eq!(CreateOptions::parse(&args), Ok(want), "{shown:?}");
     }
 }

@@ -63,11 +63,21 @@ impl CreateOptions {
 }
 
 /// A decimal whole number from `min` to [`MAX_SECONDS`], digits only.
+/// Leading zeros are allowed (`060` is 60), whatever their number.
 fn whole_number(text: &[u8], min: i64) -> Option<i64> {
-    if text.is_empty() || text.len() > 12 || !text.iter().all(u8::is_ascii_digit) {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = std::str::from_utf8(text).ok()?.parse::<i64>().ok()?;
+    let significant = match text.iter().position(|&b| b != b'0') {
+        Some(first) => text.get(first..).unwrap_or_default(),
+        None => b"0",
+    };
+    // More than 12 digits is out of range whatever they are; this also keeps the parse
+    // below from overflowing.
+    if significant.len() > 12 {
+        return None;
+    }
+    let n = std::str::from_utf8(significant).ok()?.parse::<i64>().ok()?;
     (min..=MAX_SECONDS).contains(&n).then_some(n)
 }
 
@@ -357,6 +367,20 @@ mod tests {
         for (args, want) in cases {
             assert_eq!(CreateOptions::parse(args), want, "{args:?}");
         }
+    }
+
+    #[test]
+    fn leading_zeros_are_allowed_whatever_their_number() {
+        let padded = format!("{}60", "0".repeat(40));
+        let got = CreateOptions::parse(&[b"TTL", padded.as_bytes(), b"MAXLIFETIME", b"0000"]);
+        assert_eq!(
+            got,
+            Ok(CreateOptions {
+                ttl: Some(60),
+                max_lifetime: Some(0)
+            })
+        );
+        assert_eq!(CreateOptions::parse(&[b"TTL", b"000"]), Err(Error::BadTtl));
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn find(ctx: &Context, settings: &Settings, token: &[u8], write: bool) -> Option
 
 /// The kind of the key `name`, without keeping it open.
 fn kind_of(ctx: &Context, name: &[u8]) -> Kind {
-    Key::read(ctx, &string(ctx, name)).kind()
+    Key::probe(ctx, &string(ctx, name)).kind()
 }
 
 /// Checks that every index key is a set or absent, before anything is written.
@@ -188,7 +188,7 @@ fn index_remove(ctx: &Context, index: &[u8], tokens: &[&[u8]]) {
 /// True when no key exists for `token`: its session expired or was deleted by hand.
 /// A token whose key holds anything at all is left to whoever wrote it.
 fn is_stale(ctx: &Context, settings: &Settings, token: &[u8]) -> bool {
-    Key::read(ctx, &session_key(ctx, settings, token)).kind() == Kind::Empty
+    Key::probe(ctx, &session_key(ctx, settings, token)).kind() == Kind::Empty
 }
 
 /// Removes the stale tokens among a bounded random sample of `index`, so that a write
@@ -196,7 +196,7 @@ fn is_stale(ctx: &Context, settings: &Settings, token: &[u8]) -> bool {
 /// token just added): an index holding no more than those has nothing to check.
 fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8], live: usize) {
     {
-        let key = Key::read(ctx, &string(ctx, index));
+        let key = Key::probe(ctx, &string(ctx, index));
         if key.kind() != Kind::Set || key.value_length() <= live {
             return;
         }

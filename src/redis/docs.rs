@@ -39,33 +39,34 @@ fn register_one(ctx: &Context, doc: &CommandDoc) -> bool {
         return false;
     }
 
-    // Redis reads these during the call; they are leaked so that they outlive it whatever
-    // Redis keeps (a few hundred bytes, once per load).
-    let version: &'static raw::RedisModuleCommandInfoVersion =
-        Box::leak(Box::new(raw::RedisModuleCommandInfoVersion {
-            version: 1,
-            sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
-            sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
-            sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
-        }));
-    let key_specs = doc.key.map_or(ptr::null_mut(), |key_use| {
-        let specs = vec![key_spec(key_use), zeroed_key_spec()];
-        Box::leak(specs.into_boxed_slice()).as_mut_ptr()
-    });
+    // RM_SetCommandInfo copies everything it is given (Redis 7.0's
+    // moduleCopyCommandInfoAndUpgrade), so these need to live only through the call.
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> =
+        doc.key.map(key_spec).into_iter().collect();
+    key_specs.push(zeroed_key_spec());
     let mut args: Vec<raw::RedisModuleCommandArg> = doc.args.iter().map(command_arg).collect();
     args.push(zeroed_arg());
-    let args = Box::leak(args.into_boxed_slice()).as_mut_ptr();
 
     let info = raw::RedisModuleCommandInfo {
-        version,
+        version: &version,
         summary: doc.summary.as_ptr(),
         complexity: doc.complexity.as_ptr(),
         since: SINCE.as_ptr(),
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: doc.arity as c_int,
-        key_specs,
-        args,
+        key_specs: if doc.key.is_some() {
+            key_specs.as_mut_ptr()
+        } else {
+            ptr::null_mut()
+        },
+        args: args.as_mut_ptr(),
     };
     // SAFETY: command comes from GetCommand; info and everything it points to is valid,
     // and both arrays end with a zeroed entry as the API requires.

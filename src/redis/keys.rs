@@ -27,6 +27,17 @@ impl Key {
         Key::open(ctx, name, raw::REDISMODULE_READ)
     }
 
+    /// Opens `name` for reading only, without counting it as an access (its LRU/LFU clock
+    /// and `keyspace_hits` stay as they were): for the module's own checks of keys that may
+    /// not be its own, such as whether a token's key still exists.
+    pub fn probe(ctx: &Context, name: &RedisString) -> Key {
+        Key::open(
+            ctx,
+            name,
+            raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH,
+        )
+    }
+
     /// Opens `name` for reading and writing.
     pub fn write(ctx: &Context, name: &RedisString) -> Key {
         Key::open(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)

@@ -1,0 +1,1090 @@
+//! Hostile input against every command, beyond tests/hostile.rs: malformed tokens and tokens
+//! that name keys the module did not write, index keys taken by other types, NUL bytes,
+//! invalid UTF-8 in every argument position, 100,000-deep nesting, numbers beyond i64 and
+//! f64, oversized data, wrong arities, unknown options and bad TTLs.
+//!
+//! Every case asserts the exact reply and that nothing outside what the command may write
+//! changed (type, value by `DUMP`, and `PEXPIRETIME` of every key). Each test ends by checking
+//! that the same server process still answers and logged no caught panic. Run with
+//! `--nocapture` to see every case and the reply it got (`CASE ... -> ...` lines).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redis::Value;
+
+use common::{error_text, Conn, Server};
+
+const MODULE_ARGS: &[&str] = &["indexes", "user_id,tenant_id"];
+
+/// Everything observable about a key: its type, its value as `DUMP` serializes it, and
+/// its absolute expiry in ms (-1 when persistent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyState {
+    kind: String,
+    dump: Vec<u8>,
+    pexpiretime: i64,
+}
+
+fn key_state(c: &mut Conn, key: &[u8]) -> Option<KeyState> {
+    let kind = c.key_type(key);
+    if kind == "none" {
+        return None;
+    }
+    let dump = match c.cmd(&[b"DUMP".as_slice(), key]) {
+        Value::BulkString(b) => b,
+        other => panic!("DUMP {}: {other:?}", shown(key)),
+    };
+    let pexpiretime = c.pexpiretime(key);
+    Some(KeyState {
+        kind,
+        dump,
+        pexpiretime,
+    })
+}
+
+/// The state of every key in the database.
+fn snapshot(c: &mut Conn) -> BTreeMap<Vec<u8>, KeyState> {
+    c.keys()
+        .into_iter()
+        .filter_map(|k| key_state(c, &k).map(|s| (k, s)))
+        .collect()
+}
+
+/// Panics naming the keys that differ between two snapshots.
+fn assert_unchanged(
+    before: &BTreeMap<Vec<u8>, KeyState>,
+    after: &BTreeMap<Vec<u8>, KeyState>,
+    what: &str,
+) {
+    if before == after {
+        return;
+    }
+    let names: BTreeSet<&Vec<u8>> = before.keys().chain(after.keys()).collect();
+    let changed: Vec<String> = names
+        .into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .map(|k| {
+            format!(
+                "{}: {:?} -> {:?}",
+                shown(k),
+                before.get(k).map(|s| (&s.kind, s.pexpiretime)),
+                after.get(k).map(|s| (&s.kind, s.pexpiretime))
+            )
+        })
+        .collect();
+    panic!("{what} changed keys: {changed:#?}");
+}
+
+/// Bytes for a message: printable ASCII as is, everything else escaped, long ones cut.
+fn shown(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in bytes.iter().take(60) {
+        if (0x20..0x7f).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if bytes.len() > 60 {
+        out.push_str(&format!("...({} bytes)", bytes.len()));
+    }
+    out
+}
+
+/// A reply in one line, as redis-cli would show it (bulk strings cut at 100 bytes).
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Nil => "(nil)".into(),
+        Value::Int(i) => format!("(integer) {i}"),
+        Value::BulkString(b) if b.len() > 100 => {
+            format!("\"{}...\" ({} bytes)", shown(&b[..100]), b.len())
+        }
+        Value::BulkString(b) => format!("\"{}\"", shown(b)),
+        Value::Array(items) if items.is_empty() => "(empty array)".into(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(describe).collect::<Vec<_>>().join(", ")
+        ),
+        Value::ServerError(_) => format!("(error) {}", error_text(v).unwrap_or_default()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Sends `args`, prints the case and its reply, and returns the reply.
+fn case<A: AsRef<[u8]>>(c: &mut Conn, args: &[A]) -> Value {
+    let v = c.cmd(args);
+    let line: Vec<String> = args.iter().map(|a| shown(a.as_ref())).collect();
+    println!("CASE {} -> {}", line.join(" "), describe(&v));
+    v
+}
+
+/// Sends `args` and asserts the reply is exactly `want` and that no key changed.
+fn expect_same_db<A: AsRef<[u8]>>(c: &mut Conn, args: &[A], want: &Value) {
+    let before = snapshot(c);
+    let got = case(c, args);
+    let line: Vec<String> = args.iter().map(|a| shown(a.as_ref())).collect();
+    assert_eq!(&got, want, "{}", line.join(" "));
+    assert_unchanged(&before, &snapshot(c), &line.join(" "));
+}
+
+/// Sends `args` and asserts an error reply with exactly `want` (`CODE detail`), and that no
+/// key changed.
+fn expect_error<A: AsRef<[u8]>>(c: &mut Conn, args: &[A], want: &str) {
+    let before = snapshot(c);
+    let got = case(c, args);
+    let line: Vec<String> = args.iter().map(|a| shown(a.as_ref())).collect();
+    assert_eq!(
+        error_text(&got).as_deref(),
+        Some(want),
+        "{}: {got:?}",
+        line.join(" ")
+    );
+    assert_unchanged(&before, &snapshot(c), &line.join(" "));
+}
+
+/// The same server process answers PING and has logged no caught panic.
+fn assert_same_server(s: &mut Server) {
+    s.assert_alive();
+    let mut c = s.conn();
+    c.ping();
+    let info = c.string(&["INFO", "server"]);
+    let pid = format!("process_id:{}", s.pid());
+    assert!(
+        info.lines().any(|l| l.trim() == pid),
+        "another process answers"
+    );
+    let log = s.log();
+    assert!(
+        !log.contains("caught a panic"),
+        "the module panicked (caught); log:\n{log}"
+    );
+}
+
+fn nil() -> Value {
+    Value::Nil
+}
+
+fn int(i: i64) -> Value {
+    Value::Int(i)
+}
+
+fn empty() -> Value {
+    Value::Array(Vec::new())
+}
+
+/// The tokens in a LIST reply.
+fn listed_tokens(v: &Value) -> BTreeSet<String> {
+    let Value::Array(items) = v else {
+        panic!("LIST: expected an array, got {v:?}");
+    };
+    items
+        .iter()
+        .map(|item| {
+            let text = common::as_string(item).expect("LIST element is a string");
+            common::parse_object(&text)["token"]
+                .as_str()
+                .expect("token")
+                .to_string()
+        })
+        .collect()
+}
+
+/// A 48-character lowercase hex name that no session will get.
+fn hex_name(i: u64) -> String {
+    format!("{:048x}", 0x00ba_d000_0000 + i)
+}
+
+/// Writes one key of each kind the module must leave alone, each at a well-formed token
+/// name (and some at the edge lengths 32 and 256), some with an expiry and some without.
+/// Returns their names.
+fn plant_non_sessions(c: &mut Conn) -> Vec<String> {
+    let names: Vec<String> = (0..11).map(hex_name).collect();
+    let n = |i: usize| names[i].as_str();
+    // A hash as the npm library wrote sessions.
+    c.ok(&[
+        "HSET",
+        n(0),
+        "user_id",
+        "150",
+        "foo",
+        "bar",
+        "createdAt",
+        "2020-01-01 00:00:00",
+    ]);
+    c.ok(&["PEXPIRE", n(0), "3600000"]);
+    // Hashes that have the module's fields, but not all, or not in range.
+    c.ok(&[
+        "HSET",
+        n(1),
+        "data",
+        r#"{"user_id":1}"#,
+        "ttl",
+        "0",
+        "deadline",
+        "0",
+    ]);
+    c.ok(&["HSET", n(2), "data", r#"{"user_id":1}"#, "ttl", "60"]);
+    c.ok(&["PEXPIRE", n(2), "7200000"]);
+    c.ok(&[
+        "HSET",
+        n(3),
+        "data",
+        r#"{"user_id":1}"#,
+        "ttl",
+        "60",
+        "deadline",
+        "0",
+        "indexes",
+        "not json",
+    ]);
+    c.ok(&[
+        "HSET",
+        n(4),
+        "data",
+        "user_id=1",
+        "ttl",
+        "60",
+        "deadline",
+        "0",
+    ]);
+    c.ok(&["SET", n(5), r#"{"user_id":1}"#, "PX", "3600000"]);
+    c.ok(&["SADD", n(6), "a", "b"]);
+    c.ok(&["RPUSH", n(7), "a", "b"]);
+    c.ok(&["PEXPIRE", n(7), "3600000"]);
+    c.ok(&["ZADD", n(8), "1", "a"]);
+    c.ok(&["XADD", n(9), "*", "f", "v"]);
+    c.ok(&["PEXPIRE", n(9), "3600000"]);
+    c.ok(&["SET", n(10), "x"]);
+    let mut all = names.clone();
+    let short = "b".repeat(32);
+    let long = "c".repeat(256);
+    c.ok(&["SET", &short, "short", "PX", "3600000"]);
+    c.ok(&["HSET", &long, "ttl", "60", "deadline", "0"]);
+    all.push(short);
+    all.push(long);
+    all
+}
+
+/// Keys of other types at an index key's name: string, list, hash, zset, stream.
+const OTHER_KINDS: [&str; 5] = ["string", "list", "hash", "zset", "stream"];
+
+/// Writes a key of `kind` at `name`, with an expiry an hour away.
+fn plant_kind(c: &mut Conn, kind: &str, name: &str) {
+    match kind {
+        "string" => c.ok(&["SET", name, "not a set"]),
+        "list" => c.ok(&["RPUSH", name, "a"]),
+        "hash" => c.ok(&["HSET", name, "f", "v"]),
+        "zset" => c.ok(&["ZADD", name, "1", "a"]),
+        "stream" => c.ok(&["XADD", name, "*", "f", "v"]),
+        other => panic!("unknown kind {other}"),
+    };
+    c.ok(&["PEXPIRE", name, "3600000"]);
+}
+
+fn wrongtype(key: &str) -> String {
+    format!("WRONGTYPE index key '{key}' holds a value that is not a set")
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// Tokens that are not lowercase hex of 32..256 characters are unknown to every command,
+/// even where a hash that would pass for a session sits at exactly that key name and the
+/// name is a member of an index: nothing is read, prolonged or deleted.
+#[test]
+fn malformed_tokens_are_unknown_to_every_command_even_over_session_like_hashes() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let real = c.create(r#"{"user_id":1,"tenant_id":"acme"}"#, &[]);
+    let t = real.token.as_str();
+    let mut malformed: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b" ".to_vec(),
+        "a".repeat(31).into_bytes(),
+        "a".repeat(257).into_bytes(),
+        t.to_uppercase().into_bytes(),
+        format!("{}A", &t[..t.len() - 1]).into_bytes(),
+        format!("{}g", &t[..t.len() - 1]).into_bytes(),
+        format!("{t} ").into_bytes(),
+        format!(" {t}").into_bytes(),
+        format!("{t}\n").into_bytes(),
+        format!("{t}\0").into_bytes(),
+        t.as_bytes()[..31].to_vec(),
+        "ä".repeat(16).into_bytes(),
+        "0".repeat(1 << 20).into_bytes(),
+        b"tenant_id:zz".to_vec(),
+        b"*".to_vec(),
+    ];
+    let mut invalid_utf8 = vec![0xffu8, 0xfe];
+    invalid_utf8.extend_from_slice(&t.as_bytes()[2..]);
+    malformed.push(invalid_utf8);
+    // At every malformed name, a hash with valid session fields and an expiry, listed in
+    // the index user_id:1 next to the real session.
+    for name in &malformed {
+        c.ok(&[
+            b"HSET".as_slice(),
+            name,
+            b"data",
+            br#"{"user_id":1}"#,
+            b"ttl",
+            b"60",
+            b"deadline",
+            b"0",
+            b"indexes",
+            br#"["user_id:1"]"#,
+        ]);
+        c.ok(&[b"PEXPIRE".as_slice(), name, b"3600000"]);
+        c.ok(&[b"SADD".as_slice(), b"user_id:1", name]);
+    }
+
+    for name in &malformed {
+        let n = name.as_slice();
+        expect_same_db(&mut c, &[b"SESSION.VALIDATE".as_slice(), n], &nil());
+        expect_same_db(&mut c, &[b"SESSION.GET".as_slice(), n], &nil());
+        expect_same_db(
+            &mut c,
+            &[b"SESSION.UPDATE".as_slice(), n, br#"{"user_id":2}"#],
+            &nil(),
+        );
+        expect_same_db(&mut c, &[b"SESSION.DESTROY".as_slice(), n], &int(0));
+    }
+    // LIST shows only the real session and leaves the other members (their keys exist).
+    let before = snapshot(&mut c);
+    let listed = case(&mut c, &["SESSION.LIST", "user_id", "1"]);
+    assert_eq!(listed_tokens(&listed), BTreeSet::from([t.to_string()]));
+    assert_unchanged(&before, &snapshot(&mut c), "LIST");
+    expect_same_db(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "user_id", "1", "EXCEPT", t],
+        &int(0),
+    );
+    // EXCEPT with the token in capitals names another string: the real session goes, and
+    // nothing else is touched.
+    let upper = t.to_uppercase();
+    let mut before = snapshot(&mut c);
+    let v = case(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "user_id", "1", "EXCEPT", &upper],
+    );
+    assert_eq!(v, int(1));
+    before.remove(t.as_bytes());
+    before.remove(b"tenant_id:acme".as_slice());
+    let mut after = snapshot(&mut c);
+    // The index set lost the real token: compare its members, not its dump.
+    let members = c.smembers("user_id:1");
+    assert_eq!(members.len(), malformed.len());
+    assert!(!members.contains(t));
+    before.remove(b"user_id:1".as_slice());
+    after.remove(b"user_id:1".as_slice());
+    assert_unchanged(&before, &after, "REVOKEINDEX ... EXCEPT <capitals>");
+    assert_same_server(&mut s);
+}
+
+/// Well-formed tokens that name keys the module did not write (an npm-library hash, hashes
+/// with some of the module's fields, a string, set, list, zset, stream) are unknown: nil or
+/// 0, and every such key keeps its value and expiry, even when listed in an index.
+#[test]
+fn tokens_naming_non_session_keys_are_unknown_and_their_keys_untouched() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let victims = plant_non_sessions(&mut c);
+    let real = c.create(r#"{"user_id":7}"#, &[]);
+    for v in &victims {
+        let v = v.as_str();
+        expect_same_db(&mut c, &["SESSION.VALIDATE", v], &nil());
+        expect_same_db(&mut c, &["SESSION.GET", v], &nil());
+        expect_same_db(&mut c, &["SESSION.UPDATE", v, r#"{"a":1}"#], &nil());
+        expect_same_db(&mut c, &["SESSION.UPDATE", v, r#"{"user_id":8}"#], &nil());
+        expect_same_db(&mut c, &["SESSION.DESTROY", v], &int(0));
+    }
+    // In an index, such members are neither listed, nor revoked, nor pruned.
+    for v in &victims {
+        c.ok(&["SADD", "user_id:7", v]);
+    }
+    let before = snapshot(&mut c);
+    let listed = case(&mut c, &["SESSION.LIST", "user_id", "7"]);
+    assert_eq!(listed_tokens(&listed), BTreeSet::from([real.token.clone()]));
+    assert_unchanged(&before, &snapshot(&mut c), "LIST");
+    expect_same_db(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "user_id", "7", "EXCEPT", &real.token],
+        &int(0),
+    );
+    let mut before = snapshot(&mut c);
+    assert_eq!(
+        case(
+            &mut c,
+            &["SESSION.REVOKEINDEX", "user_id", "7", "EXCEPT", &victims[0]]
+        ),
+        int(1)
+    );
+    let mut after = snapshot(&mut c);
+    assert!(!c.exists(&real.token));
+    let want: BTreeSet<String> = victims.iter().cloned().collect();
+    assert_eq!(c.smembers("user_id:7"), want);
+    for state in [&mut before, &mut after] {
+        state.remove(real.token.as_bytes());
+        state.remove(b"user_id:7".as_slice());
+    }
+    assert_unchanged(&before, &after, "REVOKEINDEX");
+    assert_same_server(&mut s);
+}
+
+/// CREATE and UPDATE into an index key that holds a string, list, hash, zset or stream fail
+/// with WRONGTYPE and write nothing at all (not even the indexes that were fine); LIST of
+/// it is WRONGTYPE, REVOKEINDEX of it is 0; the key keeps its value and expiry.
+#[test]
+fn index_keys_of_other_types_refuse_create_and_update_and_are_never_written() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let session = c.create(r#"{"user_id":1,"tenant_id":"acme"}"#, &[]);
+    for kind in OTHER_KINDS {
+        println!("CASE -- the index keys user_id:42 and tenant_id:evil hold a {kind}");
+        plant_kind(&mut c, kind, "user_id:42");
+        plant_kind(&mut c, kind, "tenant_id:evil");
+        let user42 = wrongtype("user_id:42");
+        let evil = wrongtype("tenant_id:evil");
+        expect_error(&mut c, &["SESSION.CREATE", r#"{"user_id":42}"#], &user42);
+        expect_error(
+            &mut c,
+            &["SESSION.CREATE", r#"{"tenant_id":"new","user_id":42}"#],
+            &user42,
+        );
+        expect_error(
+            &mut c,
+            &["SESSION.CREATE", r#"{"user_id":2,"tenant_id":"evil"}"#],
+            &evil,
+        );
+        expect_error(
+            &mut c,
+            &["SESSION.UPDATE", &session.token, r#"{"user_id":42}"#],
+            &user42,
+        );
+        expect_error(
+            &mut c,
+            &[
+                "SESSION.UPDATE",
+                &session.token,
+                r#"{"user_id":3,"tenant_id":"evil","x":1}"#,
+            ],
+            &evil,
+        );
+        expect_error(&mut c, &["SESSION.LIST", "user_id", "42"], &user42);
+        expect_same_db(&mut c, &["SESSION.REVOKEINDEX", "user_id", "42"], &int(0));
+        expect_same_db(
+            &mut c,
+            &[
+                "SESSION.REVOKEINDEX",
+                "tenant_id",
+                "evil",
+                "EXCEPT",
+                &session.token,
+            ],
+            &int(0),
+        );
+        c.ok(&["DEL", "user_id:42", "tenant_id:evil"]);
+    }
+    assert_eq!(
+        c.validate(&session.token).map(|d| common::normalize(&d)),
+        Some(session.data_text())
+    );
+    assert_same_server(&mut s);
+}
+
+/// When a session's index key was replaced by another type after the session joined it,
+/// VALIDATE, UPDATE (moving away), DESTROY and REVOKEINDEX (through another index) leave
+/// that key alone and do the rest of their work.
+#[test]
+fn index_keys_replaced_by_other_types_are_left_alone_while_the_rest_is_done() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    for kind in OTHER_KINDS {
+        println!("CASE -- the index key user_id:5 was replaced by a {kind}");
+        let a = c.create(r#"{"user_id":5,"tenant_id":"t1"}"#, &["TTL", "100"]);
+        let b = c.create(r#"{"user_id":5,"tenant_id":"t1"}"#, &["TTL", "100"]);
+        let d = c.create(r#"{"user_id":5,"tenant_id":"t1"}"#, &["TTL", "100"]);
+        c.ok(&["DEL", "user_id:5"]);
+        plant_kind(&mut c, kind, "user_id:5");
+        let victim = key_state(&mut c, b"user_id:5").unwrap();
+
+        // VALIDATE prolongs the session and its other index, not the foreign key.
+        c.ok(&["PEXPIRE", "tenant_id:t1", "1000"]);
+        let before_ms = c.pexpiretime(&a.token);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let v = case(&mut c, &["SESSION.VALIDATE", &a.token]);
+        assert!(matches!(v, Value::BulkString(_)), "{kind}: {v:?}");
+        let session_ms = c.pexpiretime(&a.token);
+        assert!(session_ms > before_ms, "{kind}: not prolonged");
+        assert!(c.pexpiretime("tenant_id:t1") >= session_ms, "{kind}");
+        assert_eq!(key_state(&mut c, b"user_id:5").as_ref(), Some(&victim));
+
+        // UPDATE moves the session out of the foreign key's index without touching it.
+        let v = case(&mut c, &["SESSION.UPDATE", &a.token, r#"{"user_id":6}"#]);
+        assert!(matches!(v, Value::BulkString(_)), "{kind}: {v:?}");
+        assert!(c.smembers("user_id:6").contains(&a.token));
+        let field = c.hget(&a.token, "indexes").unwrap();
+        assert_eq!(field, r#"["user_id:6","tenant_id:t1"]"#, "{kind}");
+        assert_eq!(key_state(&mut c, b"user_id:5").as_ref(), Some(&victim));
+
+        // DESTROY of a session still listing the foreign key.
+        let v = case(&mut c, &["SESSION.DESTROY", &b.token]);
+        assert_eq!(v, int(1), "{kind}");
+        assert!(!c.exists(&b.token));
+        assert!(!c.smembers("tenant_id:t1").contains(&b.token));
+        assert_eq!(key_state(&mut c, b"user_id:5").as_ref(), Some(&victim));
+
+        // REVOKEINDEX through the good index, of a session listing the foreign key.
+        let v = case(&mut c, &["SESSION.REVOKEINDEX", "tenant_id", "t1"]);
+        assert_eq!(v, int(2), "{kind}: a and d");
+        assert!(!c.exists(&a.token) && !c.exists(&d.token));
+        assert!(!c.exists("tenant_id:t1") && !c.exists("user_id:6"));
+        assert_eq!(key_state(&mut c, b"user_id:5").as_ref(), Some(&victim));
+
+        expect_same_db(&mut c, &["SESSION.REVOKEINDEX", "user_id", "5"], &int(0));
+        expect_error(
+            &mut c,
+            &["SESSION.LIST", "user_id", "5"],
+            &wrongtype("user_id:5"),
+        );
+        c.ok(&["FLUSHALL"]);
+    }
+    assert_same_server(&mut s);
+}
+
+/// NUL bytes in property names and in indexed values are data like any other byte: they
+/// round-trip through CREATE, VALIDATE, GET, UPDATE, LIST and REVOKEINDEX, and the index key
+/// carries the raw NUL.
+#[test]
+fn nul_bytes_in_names_and_indexed_values_go_through_every_command() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let created = c.create(r#"{"a\u0000b":1,"user_id":"x\u0000y"}"#, &[]);
+    let t = created.token.clone();
+    println!(
+        "CASE CREATE {{\"a\\u0000b\":1,\"user_id\":\"x\\u0000y\"}} -> {}",
+        created.raw
+    );
+    let data = c.validate(&t).unwrap();
+    assert_eq!(data, created.data_text());
+    assert!(data.contains(r#""a\u0000b":1"#), "{data}");
+    assert_eq!(c.get(&t).unwrap(), data);
+    assert_eq!(c.smembers(b"user_id:x\x00y"), BTreeSet::from([t.clone()]));
+    let listed = case(&mut c, &[&b"SESSION.LIST"[..], b"user_id", b"x\x00y"]);
+    assert_eq!(listed_tokens(&listed), BTreeSet::from([t.clone()]));
+
+    let v = case(
+        &mut c,
+        &[
+            "SESSION.UPDATE",
+            &t,
+            r#"{"a\u0000b":null,"c\u0000":2,"user_id":"p\u0000q"}"#,
+        ],
+    );
+    let Value::BulkString(updated) = v else {
+        panic!("UPDATE: {v:?}")
+    };
+    let updated = String::from_utf8(updated).unwrap();
+    let object = common::parse_object(&updated);
+    assert!(
+        !object.contains_key("a\u{0}b") && object["c\u{0}"] == 2,
+        "{updated}"
+    );
+    assert_eq!(object["user_id"], "p\u{0}q");
+    assert!(!c.exists(b"user_id:x\x00y"));
+    assert_eq!(c.smembers(b"user_id:p\x00q"), BTreeSet::from([t.clone()]));
+    assert_eq!(c.hget(&t, "indexes").unwrap(), "[\"user_id:p\\u0000q\"]");
+
+    // A property named like an index plus a NUL is not that index.
+    let other = c.create(r#"{"user_id\u0000":1}"#, &[]);
+    assert_eq!(c.hget(&other.token, "indexes"), None);
+    expect_error(
+        &mut c,
+        &[&b"SESSION.LIST"[..], b"user_id\x00", b"1"],
+        "ERR property 'user_id\\u{0}' is not a configured index (see session.indexes)",
+    );
+    expect_error(
+        &mut c,
+        &[&b"SESSION.REVOKEINDEX"[..], b"user_id\x00", b"1"],
+        "ERR property 'user_id\\u{0}' is not a configured index (see session.indexes)",
+    );
+    expect_error(
+        &mut c,
+        &[&b"SESSION.CREATE"[..], b"{}", b"TTL", b"6\x000"],
+        "ERR TTL must be a whole number from 1 to 315360000",
+    );
+    expect_error(
+        &mut c,
+        &[&b"SESSION.CREATE"[..], b"{}", b"TTL\x00", b"60"],
+        "ERR unknown option 'TTL\\u{0}' (expected TTL or MAXLIFETIME)",
+    );
+    expect_same_db(
+        &mut c,
+        &[
+            &b"SESSION.REVOKEINDEX"[..],
+            b"user_id",
+            b"p\x00q",
+            b"EXCEPT",
+            t.as_bytes(),
+        ],
+        &int(0),
+    );
+    let v = case(
+        &mut c,
+        &[&b"SESSION.REVOKEINDEX"[..], b"user_id", b"p\x00q"],
+    );
+    assert_eq!(v, int(1));
+    assert!(!c.exists(&t) && !c.exists(b"user_id:p\x00q"));
+    assert_eq!(c.dbsize(), 1, "only the session without index is left");
+    assert_same_server(&mut s);
+}
+
+/// Invalid UTF-8 (`\xff\xfe`, alone or inside otherwise valid text) in every argument
+/// position of every command gets a reply: nil or 0 where it is a token or an index value,
+/// an error naming the problem where it is data, a patch, an option or a property.
+#[test]
+fn invalid_utf8_in_every_argument_position_gets_a_reply() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let real = c.create(r#"{"user_id":1,"tenant_id":"acme"}"#, &[]);
+    let spare = c.create(r#"{"user_id":2}"#, &[]);
+    let t = real.token.as_bytes();
+    let bad: &[u8] = b"\xff\xfe";
+    let mut bad_token = t.to_vec();
+    bad_token[0] = 0xff;
+    let not_json = "ERR data is not valid JSON: ";
+    let prop_err =
+        "ERR property '\\u{fffd}\\u{fffd}' is not a configured index (see session.indexes)";
+
+    // (arguments, expected reply: Ok(value) or Err(error text prefix))
+    type Case<'a> = (Vec<&'a [u8]>, Result<Value, &'a str>);
+    let cases: Vec<Case> = vec![
+        (vec![b"SESSION.CREATE", bad], Err(not_json)),
+        (vec![b"SESSION.CREATE", b"{\"a\":\"\xff\"}"], Err(not_json)),
+        (vec![b"SESSION.CREATE", b"{\"\xff\":1}"], Err(not_json)),
+        (
+            vec![b"SESSION.CREATE", b"{\"user_id\":\"\xc3\"}"],
+            Err(not_json),
+        ),
+        (
+            vec![b"SESSION.CREATE", b"{}", bad, b"60"],
+            Err("ERR unknown option '\\u{fffd}\\u{fffd}' (expected TTL or MAXLIFETIME)"),
+        ),
+        (
+            vec![b"SESSION.CREATE", b"{}", b"TTL", bad],
+            Err("ERR TTL must be a whole number from 1 to 315360000"),
+        ),
+        (
+            vec![b"SESSION.CREATE", b"{}", b"MAXLIFETIME", b"6\xff"],
+            Err("ERR MAXLIFETIME must be a whole number from 0 to 315360000"),
+        ),
+        (vec![b"SESSION.VALIDATE", bad], Ok(nil())),
+        (vec![b"SESSION.VALIDATE", &bad_token], Ok(nil())),
+        (vec![b"SESSION.GET", bad], Ok(nil())),
+        (vec![b"SESSION.GET", &bad_token], Ok(nil())),
+        (vec![b"SESSION.UPDATE", bad, b"{}"], Ok(nil())),
+        (vec![b"SESSION.UPDATE", &bad_token, b"{\"a\":1}"], Ok(nil())),
+        (vec![b"SESSION.UPDATE", bad, bad], Err(not_json)),
+        (vec![b"SESSION.UPDATE", t, bad], Err(not_json)),
+        (
+            vec![b"SESSION.UPDATE", t, b"{\"a\":\"\xff\"}"],
+            Err(not_json),
+        ),
+        (vec![b"SESSION.DESTROY", bad], Ok(int(0))),
+        (vec![b"SESSION.DESTROY", &bad_token], Ok(int(0))),
+        (vec![b"SESSION.REVOKEINDEX", bad, b"1"], Err(prop_err)),
+        (vec![b"SESSION.REVOKEINDEX", b"user_id", bad], Ok(int(0))),
+        (
+            vec![b"SESSION.REVOKEINDEX", b"user_id", b"1", bad, t],
+            Err("ERR unknown option '\\u{fffd}\\u{fffd}' (expected EXCEPT token)"),
+        ),
+        (
+            vec![b"SESSION.REVOKEINDEX", b"user_id", bad, b"EXCEPT", bad],
+            Ok(int(0)),
+        ),
+        (vec![b"SESSION.LIST", bad, b"1"], Err(prop_err)),
+        (vec![b"SESSION.LIST", b"user_id", bad], Ok(empty())),
+    ];
+    for (args, want) in &cases {
+        let before = snapshot(&mut c);
+        let got = case(&mut c, args);
+        let line: Vec<String> = args.iter().map(|a| shown(a)).collect();
+        match want {
+            Ok(v) => assert_eq!(&got, v, "{}", line.join(" ")),
+            Err(prefix) => {
+                let e = error_text(&got).unwrap_or_else(|| panic!("{line:?}: {got:?}"));
+                assert!(e.starts_with(prefix), "{}: {e}", line.join(" "));
+            }
+        }
+        assert_unchanged(&before, &snapshot(&mut c), &line.join(" "));
+    }
+    // EXCEPT with a non-UTF-8 token excludes nothing: the one session in user_id:2 goes.
+    let v = case(
+        &mut c,
+        &[
+            &b"SESSION.REVOKEINDEX"[..],
+            b"user_id",
+            b"2",
+            b"EXCEPT",
+            bad,
+        ],
+    );
+    assert_eq!(v, int(1));
+    assert!(!c.exists(&spare.token));
+    // An index value that is not UTF-8 names an index key like any other bytes.
+    c.ok(&[&b"SADD"[..], b"user_id:\xff", t]);
+    let listed = case(&mut c, &[&b"SESSION.LIST"[..], b"user_id", b"\xff"]);
+    assert_eq!(listed_tokens(&listed), BTreeSet::from([real.token.clone()]));
+    assert_eq!(
+        c.validate(&real.token).map(|d| common::normalize(&d)),
+        Some(real.data_text())
+    );
+    assert_same_server(&mut s);
+}
+
+fn nested_arrays(levels: usize) -> String {
+    format!("{{\"a\":{}1{}}}", "[".repeat(levels), "]".repeat(levels))
+}
+
+fn nested_objects(levels: usize) -> String {
+    format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels))
+}
+
+/// 100,000-deep arrays and objects, in CREATE's data and in UPDATE's patch, closed or not:
+/// over max-data-bytes they are refused for their size; under a raised limit for their
+/// depth. Nothing is written, the session keeps its data and expiry.
+#[test]
+fn hundred_thousand_deep_nesting_is_refused_in_data_and_patch() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let session = c.create(r#"{"user_id":1}"#, &[]);
+    let t = session.token.as_str();
+    let deep: Vec<(&str, String)> = vec![
+        ("arrays", nested_arrays(100_000)),
+        ("objects", nested_objects(100_000)),
+        (
+            "unclosed arrays",
+            format!("{{\"a\":{}", "[".repeat(100_000)),
+        ),
+        ("unclosed objects", "{\"a\":".repeat(100_000)),
+        ("mixed", "{\"a\":[".repeat(50_000)),
+    ];
+    let too_large = "ERR data is larger than max-data-bytes (65536 bytes)";
+    for (what, text) in &deep {
+        println!("CASE ({what}, {} bytes)", text.len());
+        expect_error(&mut c, &["SESSION.CREATE", text], too_large);
+        expect_error(&mut c, &["SESSION.UPDATE", t, text], too_large);
+    }
+    c.ok(&["CONFIG", "SET", "session.max-data-bytes", "4194304"]);
+    let too_deep = "ERR data is nested more than 100 levels deep";
+    for (what, text) in &deep {
+        println!(
+            "CASE ({what}, {} bytes, max-data-bytes 4194304)",
+            text.len()
+        );
+        expect_error(&mut c, &["SESSION.CREATE", text], too_deep);
+        expect_error(&mut c, &["SESSION.UPDATE", t, text], too_deep);
+        // An unknown token gets the same error: the patch is checked first.
+        expect_error(
+            &mut c,
+            &["SESSION.UPDATE", common::UNKNOWN_TOKEN, text],
+            too_deep,
+        );
+    }
+    // 100 levels still pass through a patch, 101 do not.
+    let at_limit = format!(r#"{{"user_id":1,"deep":{}}}"#, nested_objects(99));
+    let v = case(&mut c, &["SESSION.UPDATE", t, &at_limit]);
+    assert!(matches!(v, Value::BulkString(_)), "{v:?}");
+    let over = format!(r#"{{"deep":{}}}"#, nested_objects(100));
+    expect_error(&mut c, &["SESSION.UPDATE", t, &over], too_deep);
+    assert_same_server(&mut s);
+}
+
+/// Numbers beyond i64 and f64 keep their digits through CREATE, VALIDATE, UPDATE and LIST,
+/// and an indexed one names its index key by those digits.
+#[test]
+fn numbers_beyond_i64_and_f64_round_trip() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let big = format!("1{}", "2".repeat(399));
+    let neg = format!("-9{}", "8".repeat(399));
+    let frac = format!("0.{}1", "0".repeat(398));
+    let data = format!(
+        r#"{{"user_id":{big},"neg":{neg},"frac":{frac},"huge":1e999999,"tiny":-1E-999999,"max":18446744073709551616,"min":-9223372036854775809,"pi":3.14159265358979323846264338327950288}}"#
+    );
+    let created = c.create(&data, &[]);
+    let got = c.validate(&created.token).unwrap();
+    println!("CASE CREATE <numbers> -> VALIDATE {got}");
+    for exact in [
+        format!(r#""user_id":{big}"#),
+        format!(r#""neg":{neg}"#),
+        format!(r#""frac":{frac}"#),
+        r#""huge":1e+999999"#.to_string(),
+        r#""tiny":-1e-999999"#.to_string(),
+        r#""max":18446744073709551616"#.to_string(),
+        r#""min":-9223372036854775809"#.to_string(),
+        r#""pi":3.14159265358979323846264338327950288"#.to_string(),
+    ] {
+        assert!(got.contains(&exact), "{exact} not in {got}");
+    }
+    let index = format!("user_id:{big}");
+    assert_eq!(c.smembers(&index), BTreeSet::from([created.token.clone()]));
+    let listed = case(&mut c, &["SESSION.LIST", "user_id", &big]);
+    assert_eq!(
+        listed_tokens(&listed),
+        BTreeSet::from([created.token.clone()])
+    );
+
+    let patch = format!(r#"{{"user_id":{neg},"e":123e456789}}"#);
+    let v = case(&mut c, &["SESSION.UPDATE", &created.token, &patch]);
+    let updated = common::as_string(&v).expect("UPDATE reply");
+    assert!(
+        updated.contains(&format!(r#""user_id":{neg}"#)),
+        "{updated}"
+    );
+    assert!(updated.contains(r#""e":123e+456789"#), "{updated}");
+    assert!(!c.exists(&index));
+    assert_eq!(
+        c.smembers(format!("user_id:{neg}")),
+        BTreeSet::from([created.token.clone()])
+    );
+    // Floats and exponents index as compact JSON writes them.
+    for (value, key) in [
+        ("1.0", "user_id:1.0"),
+        ("1e2", "user_id:1e+2"),
+        ("1.5E-3", "user_id:1.5e-3"),
+        ("1E+2", "user_id:1e+2"),
+        ("-0", "user_id:-0"),
+    ] {
+        let made = c.create(&format!(r#"{{"user_id":{value}}}"#), &[]);
+        println!("CASE CREATE {{\"user_id\":{value}}} -> index key {key}");
+        assert!(c.smembers(key).contains(&made.token), "{value} -> {key}");
+    }
+    assert_same_server(&mut s);
+}
+
+/// Data and patches over max-data-bytes are refused by size and write nothing; exactly at
+/// the limit they pass; a merge whose result is over the limit is refused too.
+#[test]
+fn data_over_max_data_bytes_is_refused_in_create_and_update() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let sized = |n: usize| format!(r#"{{"x":"{}"}}"#, "a".repeat(n - 8));
+    let too_large = "ERR data is larger than max-data-bytes (65536 bytes)";
+    assert_eq!(sized(65536).len(), 65536);
+    let at_limit = c.create(&sized(65536), &[]);
+    println!("CASE CREATE <65536 bytes> -> token {}", at_limit.token);
+    expect_error(&mut c, &["SESSION.CREATE", &sized(65537)], too_large);
+    expect_error(&mut c, &["SESSION.CREATE", &sized(16 << 20)], too_large);
+
+    let small = c.create(r#"{"user_id":1}"#, &[]);
+    let t = small.token.as_str();
+    expect_error(&mut c, &["SESSION.UPDATE", t, &sized(65537)], too_large);
+    expect_error(&mut c, &["SESSION.UPDATE", t, &sized(16 << 20)], too_large);
+    // Each part is small enough; together they are not.
+    let v = case(
+        &mut c,
+        &[
+            "SESSION.UPDATE",
+            t,
+            &format!(r#"{{"y":"{}"}}"#, "b".repeat(40_000)),
+        ],
+    );
+    assert!(matches!(v, Value::BulkString(_)), "{v:?}");
+    expect_error(
+        &mut c,
+        &[
+            "SESSION.UPDATE",
+            t,
+            &format!(r#"{{"z":"{}"}}"#, "c".repeat(40_000)),
+        ],
+        too_large,
+    );
+    // A patch that shrinks a session at the limit passes.
+    let v = case(
+        &mut c,
+        &["SESSION.UPDATE", &at_limit.token, r#"{"x":null}"#],
+    );
+    assert!(matches!(v, Value::BulkString(_)), "{v:?}");
+    assert_same_server(&mut s);
+}
+
+/// The arguments of a command with `n` arguments after its name, drawn from a list that
+/// makes every valid arity a valid call.
+fn args_for(name: &str, n: usize, token: &str) -> Vec<String> {
+    let pool: Vec<&str> = match name {
+        "SESSION.CREATE" => vec!["{}", "TTL", "60", "MAXLIFETIME", "0", "TTL"],
+        "SESSION.UPDATE" => vec![token, "{}", "{}", "{}", "{}", "{}"],
+        "SESSION.REVOKEINDEX" => vec!["user_id", "9", "EXCEPT", token, "x", "y"],
+        "SESSION.LIST" => vec!["user_id", "9", "x", "y", "z", "w"],
+        _ => vec![token; 6],
+    };
+    std::iter::once(name.to_string())
+        .chain(pool[..n].iter().map(|s| s.to_string()))
+        .collect()
+}
+
+/// Every command with 0 to 6 arguments: the arities it does not take get exactly the arity
+/// error and change nothing (the session named in the arguments keeps its expiry).
+#[test]
+fn wrong_arities_of_every_command_get_the_arity_error_and_change_nothing() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let valid: [(&str, &[usize]); 7] = [
+        ("SESSION.CREATE", &[1, 2, 3, 4, 5, 6]),
+        ("SESSION.VALIDATE", &[1]),
+        ("SESSION.GET", &[1]),
+        ("SESSION.UPDATE", &[2]),
+        ("SESSION.DESTROY", &[1]),
+        ("SESSION.REVOKEINDEX", &[2, 4]),
+        ("SESSION.LIST", &[2]),
+    ];
+    for (name, ok_counts) in valid {
+        // A fresh session per command: the valid calls of DESTROY and REVOKEINDEX end it.
+        let session = c.create(r#"{"user_id":9}"#, &[]);
+        for n in 0..=6 {
+            let args = args_for(name, n, &session.token);
+            if ok_counts.contains(&n) {
+                // Not an arity error (CREATE's odd option lists fail on their options).
+                let before = snapshot(&mut c);
+                let got = case(&mut c, &args);
+                if let Some(e) = error_text(&got) {
+                    assert!(!e.contains("wrong number of arguments"), "{args:?}: {e}");
+                    assert_unchanged(&before, &snapshot(&mut c), &args.join(" "));
+                }
+            } else {
+                let want = format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    name.to_lowercase()
+                );
+                expect_error(&mut c, &args, &want);
+            }
+        }
+    }
+    assert_same_server(&mut s);
+}
+
+/// Options the commands do not know are refused by name; keywords are case-insensitive.
+#[test]
+fn unknown_options_are_refused_by_name() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let session = c.create(r#"{"user_id":1}"#, &[]);
+    let t = session.token.as_str();
+    let unknown = |o: &str| format!("ERR unknown option '{o}' (expected TTL or MAXLIFETIME)");
+    for opt in [
+        "EX", "PX", "KEEPTTL", "NX", "TTL=5", "TT", "TTLS", "MAX", "EXCEPT", "",
+    ] {
+        expect_error(&mut c, &["SESSION.CREATE", "{}", opt, "5"], &unknown(opt));
+    }
+    expect_error(
+        &mut c,
+        &["SESSION.CREATE", "{}", "TTL", "5", "FOO", "1"],
+        &unknown("FOO"),
+    );
+    expect_error(
+        &mut c,
+        &["SESSION.CREATE", "{}", "TTL", "5", "ttl", "6"],
+        "ERR option 'TTL' given twice",
+    );
+    expect_error(
+        &mut c,
+        &[
+            "SESSION.CREATE",
+            "{}",
+            "MAXLIFETIME",
+            "5",
+            "MaxLifetime",
+            "6",
+        ],
+        "ERR option 'MAXLIFETIME' given twice",
+    );
+    for opt in ["FOO", "EXCEPTX", "TTL", ""] {
+        expect_error(
+            &mut c,
+            &["SESSION.REVOKEINDEX", "user_id", "1", opt, t],
+            &format!("ERR unknown option '{opt}' (expected EXCEPT token)"),
+        );
+    }
+    for opts in [["ttl", "60"], ["mAxLiFeTiMe", "60"]] {
+        let v = case(&mut c, &["SESSION.CREATE", "{}", opts[0], opts[1]]);
+        assert!(matches!(v, Value::BulkString(_)), "{opts:?}: {v:?}");
+    }
+    expect_same_db(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "user_id", "1", "except", t],
+        &int(0),
+    );
+    assert_same_server(&mut s);
+}
+
+/// TTL and MAXLIFETIME accept exactly the whole numbers in their ranges; everything else
+/// (negative, zero for TTL, past ten years, beyond i64, fractions, exponents, empty, signs,
+/// spaces, hex, non-ASCII digits) is refused and writes nothing.
+#[test]
+fn bad_ttl_and_maxlifetime_values_are_refused() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let refused_both = [
+        "-1",
+        "315360001",
+        "99999999999999999999999",
+        "1.5",
+        "1e3",
+        "",
+        "+5",
+        " 5",
+        "5 ",
+        "0x10",
+        "\u{663}",
+        "-0",
+        "9223372036854775808",
+    ];
+    for (option, msg) in [
+        ("TTL", "ERR TTL must be a whole number from 1 to 315360000"),
+        (
+            "MAXLIFETIME",
+            "ERR MAXLIFETIME must be a whole number from 0 to 315360000",
+        ),
+    ] {
+        for value in refused_both {
+            expect_error(
+                &mut c,
+                &["SESSION.CREATE", r#"{"user_id":1}"#, option, value],
+                msg,
+            );
+        }
+    }
+    expect_error(
+        &mut c,
+        &["SESSION.CREATE", "{}", "TTL", "0"],
+        "ERR TTL must be a whole number from 1 to 315360000",
+    );
+    assert_eq!(c.dbsize(), 0);
+
+    // Accepted values set the expiry they promise.
+    let cases = [
+        (["TTL", "1"], 1_000i64),
+        (["TTL", "315360000"], 315_360_000_000),
+        (["TTL", "060"], 60_000),
+        (["MAXLIFETIME", "0"], 7_200_000),
+        (["MAXLIFETIME", "315360000"], 7_200_000),
+        (["MAXLIFETIME", "10"], 10_000),
+    ];
+    for (opts, ms) in cases {
+        let now = c.time_ms();
+        let made = c.create("{}", &opts);
+        let at = c.pexpiretime(&made.token);
+        println!(
+            "CASE CREATE {{}} {} {} -> PEXPIRETIME now+{}ms",
+            opts[0],
+            opts[1],
+            at - now
+        );
+        assert!(
+            (at - now - ms).abs() < 2_000,
+            "{opts:?}: expiry {at}, now {now}"
+        );
+    }
+    assert_same_server(&mut s);
+}
