@@ -1,0 +1,936 @@
+#!/usr/bin/env python3
+"""`make bench`: redis-session measured against the Redis primitives it is made of.
+
+Starts its own redis-server with the module (`indexes user_id`, `--save ""`,
+`--appendonly no`, a free loopback port, a temporary directory), pins the server and
+redis-benchmark to separate cores, preloads 10,000 sessions and measures, with
+redis-benchmark at 50 clients, `-P 1` and `-P 32`, every run lasting at least
+BENCH_SECONDS, BENCH_REPS repetitions interleaved (repetition 1 of everything, then 2, ...):
+
+  reads   PING, HGETALL of a session key, SESSION.VALIDATE, SESSION.GET, and a Lua script
+          with VALIDATE's semantics (scripts/bench/validate.lua) through EVALSHA;
+  writes  SESSION.CREATE, a Lua create (scripts/bench/create.lua) and a plain HSET of the
+          same fields, each from an empty database with the same request count;
+  index   SESSION.REVOKEINDEX of a user with 10,000 sessions and SESSION.LIST of a user
+          with 100, timed from a client;
+  memory  bytes per session for 100,000 sessions (INFO used_memory), ours next to the
+          original npm library's flat layout written directly.
+
+It prints one table (medians; ratios are taken within one repetition, then the median of
+those is shown; next to req/s, the server's CPU time per request from /proc and the CPU the
+rest of the machine used meanwhile) and writes it, with every raw figure, to target/bench/.
+With BENCH_PROFILE=1 it profiles the server with `perf` under a VALIDATE-only and a
+CREATE-only load instead.
+
+Settings (environment):
+  BENCH_SECONDS=3     the shortest a redis-benchmark run may last (calibrated per command)
+  BENCH_REPS=3        repetitions
+  BENCH_CLIENTS=50    redis-benchmark connections
+  BENCH_MEMORY_N=100000  sessions for the memory figure
+  BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1  cores to pin to (pinning is skipped on one core)
+  BENCH_PROFILE=1     profile instead of benchmarking (BENCH_PROFILE_SECONDS=5 each)
+  REDIS_SESSION_MODULE, REDIS_SERVER, REDIS_BENCHMARK  what to run
+  BENCH_OUT=target/bench  where results go
+
+Python 3.7+ standard library only.
+"""
+
+import json
+import math
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "scripts", "bench")
+
+
+def env_number(name, default, kind=int):
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        sys.exit("bench: %s=%r is not a number" % (name, raw))
+    if value <= 0:
+        sys.exit("bench: %s must be positive" % name)
+    return value
+
+
+def env_cpu(name, default):
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    if not raw.isdigit():
+        sys.exit("bench: %s=%r is not a CPU number" % (name, raw))
+    return int(raw)
+
+
+SECONDS = env_number("BENCH_SECONDS", 3.0, float)
+REPS = env_number("BENCH_REPS", 3)
+CLIENTS = env_number("BENCH_CLIENTS", 50)
+MEMORY_N = env_number("BENCH_MEMORY_N", 100000)
+PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+PROFILE_SECONDS = env_number("BENCH_PROFILE_SECONDS", 5.0, float)
+OUT_DIR = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "target", "bench")
+MODULE = os.environ.get("REDIS_SESSION_MODULE") or os.path.join(
+    ROOT, "target", "release", "libredis_session.so")
+REDIS_SERVER = os.environ.get("REDIS_SERVER") or "redis-server"
+REDIS_BENCHMARK = os.environ.get("REDIS_BENCHMARK") or "redis-benchmark"
+
+PIPELINES = (1, 32)
+PRELOAD = 10000          # sessions preloaded for the read benchmarks, user_id 1..10000
+REVOKE_N = 10000         # sessions of the user REVOKEINDEX logs out
+REVOKE_USER = 424242
+LIST_N = 100             # sessions of the user LIST lists
+LIST_USER = 777777
+LIST_CALLS = 50          # LIST calls timed per repetition
+TTL = 7200               # the module's default, used by the Lua create and the original layout
+CREATED_AT = "2026-11-27 08:24:21"
+# redis-benchmark parses -r as a C int and replaces each __rand_int__ with its own
+# 12-digit zero-padded draw below it (two placeholders in one command differ).
+RAND_RANGE = 2000000000
+RAND = "__rand_int__"
+
+# Fresh keys for the writes: 36 fixed hex digits and 12 random decimal ones, 48 characters,
+# as long as a module token. JSON forbids leading zeros, hence the "1" before the draw.
+RAND_KEY = "0123456789abcdef0123456789abcdef0123" + RAND
+RAND_USER = "1" + RAND
+CREATE_DATA = '{"user_id":%s,"foo":"bar","role":"admin"}' % RAND_USER
+STORED_DATA = ('{"user_id":%s,"foo":"bar","role":"admin","createdAt":"%s"}'
+               % (RAND_USER, CREATED_AT))
+
+READS = ("ping", "hgetall", "validate", "get", "lua_validate")
+WRITES = ("create", "lua_create", "hset")
+LABELS = {
+    "ping": "PING",
+    "hgetall": "HGETALL <session key>",
+    "validate": "SESSION.VALIDATE <token>",
+    "get": "SESSION.GET <token>",
+    "lua_validate": "EVALSHA validate.lua (Lua validate)",
+    "create": "SESSION.CREATE <data>",
+    "lua_create": "EVALSHA create.lua (Lua create)",
+    "hset": "HSET <fresh key> data ttl deadline indexes",
+}
+# (name, numerator, denominator, target: ("min", x) for >= x, ("max", x) for <= x, or None)
+RATIOS = (
+    ("SESSION.VALIDATE / HGETALL", "validate", "hgetall", ("min", 0.6)),
+    ("SESSION.VALIDATE / Lua validate", "validate", "lua_validate", ("min", 3.0)),
+    ("SESSION.GET / HGETALL", "get", "hgetall", None),
+    ("SESSION.CREATE / Lua create", "create", "lua_create", ("min", 1.3)),
+    ("SESSION.CREATE / HSET", "create", "hset", None),
+)
+
+
+def log(message):
+    print("bench: " + message, file=sys.stderr, flush=True)
+
+
+def fail(message):
+    log(message)
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------
+# A minimal RESP2 client: enough to preload, time single commands and read INFO.
+
+class ReplyError(Exception):
+    pass
+
+
+class Conn:
+    def __init__(self, port, timeout=300):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb", buffering=1 << 16)
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+    @staticmethod
+    def encode(args):
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            if not isinstance(arg, bytes):
+                arg = str(arg).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        return b"".join(parts)
+
+    def read(self):
+        line = self.reader.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError("connection closed by the server")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return ReplyError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else self.reader.read(size + 2)[:-2]
+        if kind == b"*":
+            size = int(rest)
+            return None if size < 0 else [self.read() for _ in range(size)]
+        raise ConnectionError("unexpected reply %r" % line[:40])
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
+        reply = self.read()
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
+
+    def pipeline(self, commands, batch=1000):
+        """Sends `commands` in batches and returns their replies; raises on the first error."""
+        replies = []
+        for start in range(0, len(commands), batch):
+            chunk = commands[start:start + batch]
+            self.sock.sendall(b"".join(self.encode(c) for c in chunk))
+            replies.extend(self.read() for _ in chunk)
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                raise reply
+        return replies
+
+    def info(self, section):
+        text = self.call("INFO", section).decode()
+        fields = {}
+        for line in text.splitlines():
+            if ":" in line and not line.startswith("#"):
+                name, value = line.split(":", 1)
+                fields[name] = value
+        return fields
+
+    def used_memory(self):
+        return int(self.info("memory")["used_memory"])
+
+    def command_usec(self, name):
+        """Total server-side microseconds spent in `name` since CONFIG RESETSTAT."""
+        stats = self.info("commandstats").get("cmdstat_" + name, "")
+        match = re.search(r"usec=(\d+)", stats)
+        return int(match.group(1)) if match else None
+
+
+# ---------------------------------------------------------------------------------------
+# The server.
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu):
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
+class Server:
+    def __init__(self, tmp, cpu):
+        self.port = free_port()
+        self.log_path = os.path.join(tmp, "redis.log")
+        # taskset execs redis-server, so the pid below is the server's own.
+        args = pinned(cpu) + [
+            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", self.log_path,
+            "--daemonize", "no", "--loadmodule", MODULE, "indexes", "user_id",
+        ]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                fail("redis-server exited (status %s) before it was ready; its log:\n%s"
+                     % (self.proc.returncode, self.read_log()))
+            try:
+                conn = Conn(self.port, timeout=2)
+                if conn.call("PING") == "PONG":
+                    conn.close()
+                    break
+                conn.close()
+            except (OSError, ReplyError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                fail("redis-server did not answer PING within 20 s; its log:\n" + self.read_log())
+            time.sleep(0.05)
+
+    def read_log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM to this server's pid only
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---------------------------------------------------------------------------------------
+# redis-benchmark.
+
+CSV_ROW = re.compile(r'"([0-9.]+)"(?:,"[0-9.]+"){6}\s*$')
+
+
+class CpuMeter:
+    """CPU the rest of the machine used while we measured, in cores (1.0 = one core busy).
+
+    Busy time in /proc/stat (steal included) minus the server's own time and this
+    process's and its children's (redis-benchmark's). Other work on the machine (a build, a
+    test suite) takes cores from the server and redis-benchmark and lowers their figures."""
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, server_pid):
+        self.server_pid = server_pid
+
+    def snapshot(self):
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:9]]
+            with open("/proc/%d/stat" % self.server_pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            server = int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            return None
+        # user, nice, system and steal; not irq and softirq, which are mostly the loopback
+        # traffic of the benchmark itself and are charged to no process.
+        busy = ticks[0] + ticks[1] + ticks[2] + ticks[7]
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        return time.monotonic(), busy / self.TICK, server / self.TICK, ours
+
+    @staticmethod
+    def usage(before, after):
+        """(other work in cores, the server's CPU seconds) between two snapshots."""
+        if before is None or after is None or after[0] <= before[0]:
+            return None, None
+        server = after[2] - before[2]
+        other = (after[1] - before[1]) - server - (after[3] - before[3])
+        return max(0.0, other / (after[0] - before[0])), server
+
+
+METER = None  # a CpuMeter once the server runs
+
+
+class Run:
+    """One redis-benchmark run: req/s, how long it lasted, the server's CPU time per request
+    (user + system, microseconds) and the CPU other work on the machine took meanwhile."""
+
+    def __init__(self, requests, rps, other, server_cpu):
+        self.requests = requests
+        self.rps = rps
+        self.seconds = requests / rps
+        self.other = other
+        self.server_us = server_cpu * 1e6 / requests if server_cpu is not None else None
+        self.server_busy = server_cpu / self.seconds if server_cpu is not None else None
+
+
+def redis_benchmark(port, cpu, pipeline, requests, args, rand=False):
+    """Runs one redis-benchmark and returns its Run."""
+    cmd = pinned(cpu) + [
+        REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-c", str(CLIENTS),
+        "-n", str(requests), "-P", str(pipeline), "--csv",
+    ]
+    if rand:
+        cmd += ["-r", str(RAND_RANGE)]
+    cmd += [str(a) for a in args]
+    before = METER.snapshot() if METER else None
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        fail("redis-benchmark took over 10 minutes: %s" % " ".join(cmd[:12]))
+    other, server_cpu = CpuMeter.usage(before, METER.snapshot() if METER else None)
+    output = done.stdout + done.stderr
+    # redis-benchmark 7 stops at the first error reply, so a wrong reply cannot pass as speed.
+    if done.returncode != 0 or "Error" in output:
+        fail("redis-benchmark failed (%s ...):\n%s" % (" ".join(args[:2]), output[-2000:]))
+    # The test name (the command) is not escaped in the CSV, so read its row from the end:
+    # "name","rps","avg","min","p50","p95","p99","max".
+    rps = None
+    for line in done.stdout.splitlines():
+        match = CSV_ROW.search(line)
+        if match:
+            rps = float(match.group(1))
+    if not rps:
+        fail("no req/s in redis-benchmark's output:\n" + output[-2000:])
+    return Run(requests, rps, other, server_cpu)
+
+
+def round_up(n, step=1000):
+    return int(math.ceil(n / step) * step)
+
+
+def calibrate(port, cpu, pipeline, args, rand=False, flush=None, margin=1.2):
+    """The request count that makes one run of `args` last about `margin` x SECONDS."""
+    n = max(CLIENTS * pipeline * 4, 2000 if pipeline == 1 else 20000)
+    while True:
+        if flush:
+            flush()
+        run = redis_benchmark(port, cpu, pipeline, n, args, rand)
+        rps, secs = run.rps, run.seconds
+        if secs >= 0.3 or n >= 50000000:
+            break
+        n = int(n * min(16, max(2, 0.4 / max(secs, 0.001))))
+    return max(round_up(rps * SECONDS * margin), CLIENTS * pipeline * 10)
+
+
+# ---------------------------------------------------------------------------------------
+# The database states the measurements start from.
+
+def create_sessions(conn, user_ids):
+    """SESSION.CREATE one session per user id (pipelined); returns their tokens."""
+    commands = [("SESSION.CREATE", '{"user_id":%d,"foo":"bar","role":"admin"}' % u)
+                for u in user_ids]
+    return [json.loads(reply)["token"] for reply in conn.pipeline(commands)]
+
+
+def preload(conn):
+    """FLUSHALL, then 10,000 sessions of users 1..10,000 and 100 of the LIST user."""
+    conn.call("FLUSHALL")
+    tokens = create_sessions(conn, range(1, PRELOAD + 1))
+    create_sessions(conn, [LIST_USER] * LIST_N)
+    return tokens
+
+
+def load_script(conn, name):
+    with open(os.path.join(SCRIPTS, name)) as f:
+        return conn.call("SCRIPT", "LOAD", f.read()).decode()
+
+
+def read_commands(token, sha_validate):
+    return {
+        "ping": ["PING"],
+        "hgetall": ["HGETALL", token],
+        "validate": ["SESSION.VALIDATE", token],
+        "get": ["SESSION.GET", token],
+        "lua_validate": ["EVALSHA", sha_validate, "1", token],
+    }
+
+
+def write_commands(sha_create):
+    return {
+        "create": ["SESSION.CREATE", CREATE_DATA],
+        "lua_create": ["EVALSHA", sha_create, "2", RAND_KEY, "user_id:" + RAND_USER,
+                       STORED_DATA, str(TTL)],
+        "hset": ["HSET", RAND_KEY, "data", STORED_DATA, "ttl", str(TTL), "deadline", "0",
+                 "indexes", '["user_id:%s"]' % RAND_USER],
+    }
+
+
+# Keys one write leaves: a session and its (new) index set, or one hash.
+KEYS_PER_WRITE = {"create": 2, "lua_create": 2, "hset": 1}
+
+
+def concrete(args):
+    """`args` with every __rand_int__ drawn, as redis-benchmark would."""
+    return [a.replace(RAND, "%012d" % random.randrange(RAND_RANGE)) if RAND in a else a
+            for a in args]
+
+
+def sanity_check(conn, reads, writes):
+    """One call of each command, so that a broken script or command fails loudly."""
+    for name, args in reads.items():
+        reply = conn.call(*args)
+        if reply is None or reply == [] or isinstance(reply, ReplyError):
+            fail("%s replied %r; expected data" % (name, reply))
+    for name, args in writes.items():
+        reply = conn.call(*concrete(args))
+        if reply is None:
+            fail("%s replied nil" % name)
+
+
+def measure_revoke(conn):
+    """(client ms, server ms) of REVOKEINDEX on a user with REVOKE_N fresh sessions."""
+    create_sessions(conn, [REVOKE_USER] * REVOKE_N)
+    conn.call("CONFIG", "RESETSTAT")
+    start = time.perf_counter()
+    revoked = conn.call("SESSION.REVOKEINDEX", "user_id", str(REVOKE_USER))
+    client_ms = (time.perf_counter() - start) * 1000
+    if revoked != REVOKE_N:
+        fail("REVOKEINDEX revoked %r sessions, expected %d" % (revoked, REVOKE_N))
+    usec = conn.command_usec("session.revokeindex")
+    return client_ms, (usec / 1000 if usec is not None else None)
+
+
+def measure_list(conn):
+    """(client ms, server ms) per LIST of the user with LIST_N sessions: medians of calls."""
+    conn.call("CONFIG", "RESETSTAT")
+    times = []
+    for _ in range(LIST_CALLS):
+        start = time.perf_counter()
+        reply = conn.call("SESSION.LIST", "user_id", str(LIST_USER))
+        times.append((time.perf_counter() - start) * 1000)
+        if len(reply) != LIST_N:
+            fail("LIST replied %d sessions, expected %d" % (len(reply), LIST_N))
+    usec = conn.command_usec("session.list")
+    return statistics.median(times), (usec / LIST_CALLS / 1000 if usec is not None else None)
+
+
+def measure_memory(conn):
+    """Bytes per session: ours (SESSION.CREATE) and the original library's layout."""
+    conn.call("FLUSHALL")
+    before = conn.used_memory()
+    tokens = create_sessions(conn, range(1, MEMORY_N + 1))
+    ours = (conn.used_memory() - before) / MEMORY_N
+    ours_keys = conn.call("DBSIZE")
+    encoding = conn.call("OBJECT", "ENCODING", tokens[0]).decode()
+
+    # For reference: the same with session hashes small enough to stay listpacks. Our
+    # `data` field is longer than the default hash-max-listpack-value (64 bytes).
+    conn.call("FLUSHALL")
+    default_value = conn.call("CONFIG", "GET", "hash-max-listpack-value")[1]
+    conn.call("CONFIG", "SET", "hash-max-listpack-value", "256")
+    before = conn.used_memory()
+    create_sessions(conn, range(1, MEMORY_N + 1))
+    ours_listpack = (conn.used_memory() - before) / MEMORY_N
+    conn.call("CONFIG", "SET", "hash-max-listpack-value", default_value)
+
+    conn.call("FLUSHALL")
+    before = conn.used_memory()
+    commands = []
+    for user in range(1, MEMORY_N + 1):
+        token = os.urandom(24).hex()
+        commands.append(("HSET", token, "user_id", str(user), "foo", "bar", "role", "admin",
+                         "createdAt", CREATED_AT))
+        commands.append(("EXPIRE", token, str(TTL)))
+        commands.append(("SADD", "user_id:%d" % user, token))
+    conn.pipeline(commands, batch=3000)
+    original = (conn.used_memory() - before) / MEMORY_N
+    original_keys = conn.call("DBSIZE")
+    conn.call("FLUSHALL")
+    return {"ours": ours, "original": original, "ratio": ours / original,
+            "ours_keys": ours_keys, "original_keys": original_keys,
+            "ours_listpack": ours_listpack, "hash_max_listpack_value": default_value.decode(),
+            "encoding": encoding}
+
+
+# ---------------------------------------------------------------------------------------
+# The environment, for the record.
+
+def command_output(args):
+    try:
+        return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine(conn):
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    server = conn.info("server")
+    commit = command_output(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = command_output(["git", "-C", ROOT, "status", "--porcelain", "--", "src"])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "redis": server.get("redis_version", "?"),
+        "redis_benchmark": command_output([REDIS_BENCHMARK, "--version"]),
+        "rustc": command_output(["rustc", "--version"]),
+        "module": MODULE,
+        "commit": commit + (" (src/ modified)" if dirty else ""),
+        "python": platform.python_version(),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The table.
+
+def fmt_rps(value):
+    return "{:,.0f}".format(value) if value is not None else "-"
+
+
+def count_range(counts):
+    low, high = min(counts), max(counts)
+    return "{:,}".format(low) if low == high else "{:,} to {:,}".format(low, high)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def spread(values):
+    if len(values) < 2:
+        return None
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def verdict(value, target):
+    if target is None:
+        return "", ""
+    kind, limit = target
+    if kind == "min":
+        return ">= %gx" % limit, ("holds" if value >= limit else
+                                  "misses (%.0f%% of target)" % (100 * value / limit))
+    return "<= %gx" % limit, ("holds" if value <= limit else
+                              "misses (%.0f%% over)" % (100 * (value / limit - 1)))
+
+
+def render(results):
+    runs, ratios = results["runs"], results["ratios"]
+    lines = []
+    m = results["machine"]
+    lines.append("redis-session benchmark: redis %s, %d clients, %d repetition(s) interleaved, "
+                 "medians; runs >= %gs" % (m["redis"], CLIENTS, results["reps"], SECONDS))
+    lines.append("server on CPU %s, redis-benchmark on CPU %s; %s; %s cores, %s GiB; "
+                 "load average %s before, %s after"
+                 % (results["pinning"]["server"], results["pinning"]["client"], m["cpu"],
+                    m["nproc"], m["memory_gib"], results["load_before"], results["load_after"]))
+    other = [o for p in runs.values() for r in p.values() for o in r["other"] if o is not None]
+    if other:
+        lines.append("other work on the machine during the runs: %.2f cores on average, "
+                     "%.2f at most" % (statistics.mean(other), max(other)))
+    lines.append("")
+    row = "%-44s %11s %12s %8s %8s %5s %5s %5s"
+    head = row % ("command", "-P 1 req/s", "-P 32 req/s", "spread", "srv us", "busy", "min s",
+                  "other")
+    lines.append(head)
+    lines.append("-" * len(head))
+    for name in READS + WRITES:
+        if name == WRITES[0]:
+            lines.append("writes, each from an empty database, n = %s at -P 1 and %s at -P 32:"
+                         % (count_range(runs["1"]["hset"]["requests"]),
+                            count_range(runs["32"]["hset"]["requests"])))
+        p32 = runs["32"][name]
+        s = spread(p32["rps"])
+        secs = [d for p in ("1", "32") for d in runs[p][name]["seconds"]]
+        other = [o for p in ("1", "32") for o in runs[p][name]["other"] if o is not None]
+        us = [u for u in p32["server_us"] if u is not None]
+        busy = [u for u in p32["server_busy"] if u is not None]
+        lines.append(row % (
+            LABELS[name], fmt_rps(median(runs["1"][name]["rps"])), fmt_rps(median(p32["rps"])),
+            ("%.0f%%" % (100 * s)) if s is not None else "-",
+            "%.2f" % median(us) if us else "?", "%.2f" % median(busy) if busy else "?",
+            "%.1f" % min(secs), "%.2f" % max(other) if other else "?"))
+    lines.append("spread: (max - min) / median of the -P 32 req/s; srv us: the server's CPU time "
+                 "(user + sys)")
+    lines.append("per request at -P 32, median; busy: the share of one core the server used "
+                 "(below ~0.95")
+    lines.append("the server was not the bottleneck); min s: the shortest run; other: the most "
+                 "CPU (cores)")
+    lines.append("the rest of the machine used during one of the row's runs.")
+    lines.append("")
+    row = "%-36s %9s %9s  %-26s %12s"
+    head = row % ("ratio at -P 32 (same repetition)", "req/s", "target", "", "server CPU")
+    lines.append(head)
+    lines.append("-" * len(head))
+    for label, _, _, target in RATIOS:
+        value = median(ratios["32"][label])
+        cost = median(results["cost_ratios"]["32"][label])
+        want, result = verdict(value, target)
+        lines.append(row % (label, "%.2fx" % value, want, result,
+                            "%.2fx" % cost if cost is not None else "?"))
+    lines.append("req/s: the median of the ratios of req/s within each repetition; server CPU: "
+                 "the same")
+    lines.append("with the server's CPU time per request (the second's over the first's), the "
+                 "ratio the")
+    lines.append("req/s would show if the server alone were the bottleneck.")
+    lines.append("")
+    lines.append("%-44s %13s %10s" % ("index commands (from a client)", "client ms", "server ms"))
+    lines.append("-" * 86)
+    rv = results["revoke"]
+    lines.append("%-44s %13.2f %10s" % (
+        "SESSION.REVOKEINDEX, user with %s sessions" % "{:,}".format(REVOKE_N),
+        median(rv["client_ms"]), "%.2f" % median(rv["server_ms"]) if rv["server_ms"] else "-"))
+    ls = results["list"]
+    lines.append("%-44s %13.3f %10s" % (
+        "SESSION.LIST, user with %d sessions" % LIST_N,
+        median(ls["client_ms"]), "%.3f" % median(ls["server_ms"]) if ls["server_ms"] else "-"))
+    lines.append("")
+    mem = results["memory"]
+    lines.append("memory per session (%s sessions, distinct user_id; our session hashes are "
+                 "%s at hash-max-listpack-value %s)"
+                 % ("{:,}".format(MEMORY_N), mem["encoding"], mem["hash_max_listpack_value"]))
+    lines.append("-" * 86)
+    lines.append("%-44s %10.0f B" % ("ours (SESSION.CREATE)", mem["ours"]))
+    lines.append("%-44s %10.0f B" % ("original layout (HSET + EXPIRE + SADD)", mem["original"]))
+    want, result = verdict(mem["ratio"], ("max", 1.0))
+    lines.append("%-44s %11.2fx %10s  %s" % ("ours / original", mem["ratio"], want, result))
+    lines.append("%-44s %10.0f B  (%.2fx; reference only: a server setting)"
+                 % ("ours with hash-max-listpack-value 256", mem["ours_listpack"],
+                    mem["ours_listpack"] / mem["original"]))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Runs.
+
+def loadavg():
+    try:
+        return "%.2f" % os.getloadavg()[0]
+    except OSError:
+        return "?"
+
+
+def write_run(conn, port, client_cpu, pipeline, name, requests, writes):
+    """One write benchmark from an empty database; checks that the writes happened."""
+    conn.call("FLUSHALL")
+    run = redis_benchmark(port, client_cpu, pipeline, requests, writes[name], rand=True)
+    run.keys = conn.call("DBSIZE")
+    expected = KEYS_PER_WRITE[name] * requests
+    # Draws repeat now and then (n draws below RAND_RANGE): a few keys fewer is fine.
+    if run.keys < 0.98 * expected:
+        fail("%s at -P %d left %d keys, expected about %d" % (name, pipeline, run.keys, expected))
+    return run
+
+
+def record(results, pipeline, name, run):
+    runs = results["runs"][str(pipeline)][name]
+    for field in RUN_FIELDS:
+        runs[field].append(getattr(run, field))
+
+
+RUN_FIELDS = ("rps", "seconds", "requests", "server_us", "server_busy", "other")
+
+
+def benchmark(server, conn, server_cpu, client_cpu):
+    port = server.port
+    sha_validate = load_script(conn, "validate.lua")
+    sha_create = load_script(conn, "create.lua")
+    writes = write_commands(sha_create)
+    started = time.monotonic()
+    results = {
+        "machine": machine(conn),
+        "reps": REPS,
+        "seconds": SECONDS,
+        "clients": CLIENTS,
+        "pinning": {"server": server_cpu, "client": client_cpu},
+        "load_before": loadavg(),
+        "plan": {},
+        "runs": {str(p): {n: {f: [] for f in RUN_FIELDS} for n in READS + WRITES}
+                 for p in PIPELINES},
+        "ratios": {str(p): {r[0]: [] for r in RATIOS} for p in PIPELINES},
+        "cost_ratios": {str(p): {r[0]: [] for r in RATIOS} for p in PIPELINES},
+        "revoke": {"client_ms": [], "server_ms": []},
+        "list": {"client_ms": [], "server_ms": []},
+        "write_keys": [],
+    }
+
+    tokens = preload(conn)
+    reads = read_commands(tokens[0], sha_validate)
+    sanity_check(conn, reads, writes)
+    tokens = preload(conn)
+
+    log("calibrating request counts so that every run lasts at least %gs" % SECONDS)
+    flush = lambda: conn.call("FLUSHALL")  # noqa: E731
+    plan = {}
+    for p in PIPELINES:
+        plan[str(p)] = {}
+        reads = read_commands(tokens[0], sha_validate)
+        for name in READS:
+            plan[str(p)][name] = calibrate(port, client_cpu, p, reads[name])
+        # The writes share one request count, set by the fastest of them (the HSET floor).
+        n = calibrate(port, client_cpu, p, writes["hset"], rand=True, flush=flush, margin=1.25)
+        for name in WRITES:
+            plan[str(p)][name] = n
+    results["plan"] = plan
+    log("request counts: " + json.dumps(plan))
+
+    for rep in range(REPS):
+        tokens = preload(conn)
+        reads = read_commands(tokens[0], sha_validate)
+        log("repetition %d/%d: reads" % (rep + 1, REPS))
+        for p in PIPELINES:
+            for name in READS:
+                run = redis_benchmark(port, client_cpu, p, plan[str(p)][name], reads[name])
+                if run.seconds < SECONDS:
+                    # Faster than calibrated (the machine got quieter): run it again, longer.
+                    n = plan[str(p)][name] = round_up(run.rps * SECONDS * 1.2)
+                    run = redis_benchmark(port, client_cpu, p, n, reads[name])
+                record(results, p, name, run)
+
+        log("repetition %d/%d: REVOKEINDEX and LIST" % (rep + 1, REPS))
+        client_ms, server_ms = measure_revoke(conn)
+        results["revoke"]["client_ms"].append(client_ms)
+        if server_ms is not None:
+            results["revoke"]["server_ms"].append(server_ms)
+        client_ms, server_ms = measure_list(conn)
+        results["list"]["client_ms"].append(client_ms)
+        if server_ms is not None:
+            results["list"]["server_ms"].append(server_ms)
+
+        log("repetition %d/%d: writes" % (rep + 1, REPS))
+        for p in PIPELINES:
+            # The HSET floor first: the fastest, it sets the shared request count; when it
+            # runs shorter than SECONDS the count grows (for this and later repetitions).
+            for name in ("hset", "create", "lua_create"):
+                run = write_run(conn, port, client_cpu, p, name, plan[str(p)][name], writes)
+                if name == "hset" and run.seconds < SECONDS:
+                    n = round_up(run.rps * SECONDS * 1.25)
+                    for w in WRITES:
+                        plan[str(p)][w] = n
+                    run = write_run(conn, port, client_cpu, p, name, n, writes)
+                results["write_keys"].append({"rep": rep + 1, "pipeline": p, "command": name,
+                                              "requests": run.requests, "keys": run.keys})
+                record(results, p, name, run)
+        conn.call("FLUSHALL")
+
+        for p in PIPELINES:
+            r = results["runs"][str(p)]
+            for label, num, den, _ in RATIOS:
+                results["ratios"][str(p)][label].append(r[num]["rps"][rep] / r[den]["rps"][rep])
+                cost = (r[num]["server_us"][rep], r[den]["server_us"][rep])
+                if None not in cost:
+                    results["cost_ratios"][str(p)][label].append(cost[1] / cost[0])
+
+    log("memory per session for %d sessions" % MEMORY_N)
+    results["memory"] = measure_memory(conn)
+    results["load_after"] = loadavg()
+    results["minutes"] = round((time.monotonic() - started) / 60, 1)
+    return results
+
+
+def perf_top(data_path, options, limit, only=None):
+    out = command_output(["perf", "report", "-i", data_path, "--stdio", "-g", "none",
+                          "--percent-limit", "0.05"] + options)
+    rows = [line.rstrip() for line in out.splitlines()
+            if line.strip() and not line.startswith("#")]
+    if only is not None:
+        rows = [row for row in rows if only.search(row)]
+    return rows[:limit]
+
+
+# The module's own functions and the module API it calls into.
+MODULE_FRAMES = re.compile(r"redis_session::|redis_module::|\] RM_|RedisModule")
+
+
+def profile(server, conn, client_cpu):
+    """perf record of the server under a VALIDATE-only, then a CREATE-only load.
+
+    The recordings stay in OUT_DIR (perf-validate.data, perf-create.data) for `perf report
+    -i ...`; the summary goes to OUT_DIR/profile.md and stdout. redis-server shows up as
+    redis-check-rdb in Debian's package (one binary, several names)."""
+    if shutil.which("perf") is None:
+        fail("perf is not installed (apt-get install linux-perf)")
+    os.makedirs(OUT_DIR, exist_ok=True)
+    tokens = preload(conn)
+    loads = (
+        ("validate", ["SESSION.VALIDATE", tokens[0]], False),
+        ("create", ["SESSION.CREATE", CREATE_DATA], True),
+    )
+    report = []
+    for name, args, rand in loads:
+        if name == "create":
+            conn.call("FLUSHALL")
+        # Far more requests than it can send before it is stopped after the recording.
+        cmd = pinned(client_cpu) + [
+            REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(server.port), "-c", str(CLIENTS),
+            "-n", "1000000000", "-P", "32", "-q"]
+        cmd += (["-r", str(RAND_RANGE)] if rand else []) + args
+        load = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        data = os.path.join(OUT_DIR, "perf-%s.data" % name)
+        if os.path.exists(data):
+            os.remove(data)  # else perf keeps the previous recording as .old
+        try:
+            time.sleep(1)
+            log("perf record of %s for %gs -> %s" % (args[0], PROFILE_SECONDS, data))
+            # Neither redis-server nor the module keeps frame pointers: unwind with DWARF.
+            rec = subprocess.run(["perf", "record", "-e", "cpu-clock", "-F", "1999",
+                                  "--call-graph", "dwarf,8192", "-p", str(server.pid),
+                                  "-o", data, "--", "sleep", str(PROFILE_SECONDS)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 universal_newlines=True)
+            if rec.returncode != 0:
+                fail("perf record failed:\n" + rec.stdout[-2000:])
+        finally:
+            load.terminate()  # our own redis-benchmark, by its pid
+            load.wait()
+        log("perf report of %s" % data)
+        title = "%s only (%d clients, -P 32, %gs)" % (args[0], CLIENTS, PROFILE_SECONDS)
+        for heading, options, limit, only in (
+                ("self cost by shared object", ["--no-children", "--sort", "dso"], 8, None),
+                ("top 25 symbols by self cost", ["--no-children", "--sort", "dso,sym"], 25,
+                 None),
+                ("top 40 symbols by inclusive cost (children, self)",
+                 ["--children", "--sort", "sym"], 40, None),
+                ("the module's functions and the module API calls by inclusive cost",
+                 ["--children", "--sort", "sym"], 30, MODULE_FRAMES)):
+            report += ["#### %s: %s" % (title, heading), "", "```"]
+            report += perf_top(data, options, limit, only)
+            report += ["```", ""]
+    text = "\n".join(report)
+    with open(os.path.join(OUT_DIR, "profile.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
+def main():
+    for tool in (REDIS_SERVER, REDIS_BENCHMARK):
+        if shutil.which(tool) is None:
+            fail("%s not found (apt-get install redis-server redis-tools)" % tool)
+    if not os.path.isfile(MODULE):
+        fail("no module at %s: run `cargo build --release` (make bench does)" % MODULE)
+    ncpu = os.cpu_count() or 1
+    server_cpu = env_cpu("BENCH_SERVER_CPU", 0)
+    client_cpu = env_cpu("BENCH_CLIENT_CPU", 1)
+    if ncpu < 2 or shutil.which("taskset") is None:
+        log("one core or no taskset: server and redis-benchmark are not pinned")
+        server_cpu = client_cpu = None
+
+    tmp = tempfile.mkdtemp(prefix="redis-session-bench-")
+    server = None
+    try:
+        server = Server(tmp, server_cpu)
+        global METER
+        METER = CpuMeter(server.pid)
+        log("redis-server pid %d on 127.0.0.1:%d (dir %s)" % (server.pid, server.port, tmp))
+        conn = Conn(server.port)
+        if PROFILE:
+            profile(server, conn, client_cpu)
+            return
+        results = benchmark(server, conn, server_cpu, client_cpu)
+        table = render(results)
+        os.makedirs(OUT_DIR, exist_ok=True)
+        with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        with open(os.path.join(OUT_DIR, "table.txt"), "w") as f:
+            f.write(table + "\n")
+        print(table)
+        log("took %.1f minutes; table and raw figures in %s" % (results["minutes"], OUT_DIR))
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
