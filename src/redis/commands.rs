@@ -81,7 +81,23 @@ fn find(ctx: &Context, settings: &Settings, token: &[u8], write: bool) -> Option
     if !token::is_well_formed(token) {
         return None;
     }
-    let name = session_key(ctx, settings, token);
+    open_session(ctx, session_key(ctx, settings, token), write)
+}
+
+/// [`find`] for a token given as a command argument: without a key prefix the argument is
+/// the key's name as it is, and is used without a copy (this is every VALIDATE's path).
+fn find_arg(ctx: &Context, settings: &Settings, token: &RedisString, write: bool) -> Option<Found> {
+    if !settings.key_prefix.is_empty() {
+        return find(ctx, settings, token.as_slice(), write);
+    }
+    if !token::is_well_formed(token.as_slice()) {
+        return None;
+    }
+    open_session(ctx, token.safe_clone(ctx), write)
+}
+
+/// Opens the key `name` and reads it as a session.
+fn open_session(ctx: &Context, name: RedisString, write: bool) -> Option<Found> {
     let key = if write {
         Key::write(ctx, &name)
     } else {
@@ -126,17 +142,18 @@ fn check_indexes(ctx: &Context, names: &[String]) -> Result<Vec<bool>, RedisErro
 /// Makes the index set `name` expire no earlier than `needed_ms` (a session's expiry): when
 /// it would expire earlier, its expiry becomes `target_ms` (see
 /// [`session::Lifetime::index_expire_at`]), replicated. A missing key, a key of another
-/// type, or an index set that already existed with no expiry is left alone.
+/// type, or an index set that already existed with no expiry is left alone. Returns the
+/// set's size (0 when it is not a set), so that callers need not open it again.
 fn raise_index_expiry(
     ctx: &Context,
     name: &[u8],
     needed_ms: i64,
     target_ms: i64,
     created_now: bool,
-) {
+) -> usize {
     let key = Key::write(ctx, &string(ctx, name));
     if key.kind() != Kind::Set {
-        return;
+        return 0;
     }
     let raise = match key.abs_expire() {
         Some(current) => current < needed_ms,
@@ -146,6 +163,7 @@ fn raise_index_expiry(
     if raise && key.set_abs_expire(target_ms) {
         effects::pexpireat(ctx, name, target_ms);
     }
+    key.value_length()
 }
 
 /// The members of a set reply (`SMEMBERS`, `SRANDMEMBER`), as bytes.
@@ -168,7 +186,7 @@ fn members(reply: RedisResult) -> Vec<Vec<u8>> {
 fn index_add(ctx: &Context, index: &[u8], token: &[u8]) {
     let args = [index, token];
     if ctx.call("SADD", &args).is_ok() {
-        ctx.replicate("SADD", &args);
+        effects::replicate(ctx, c"SADD", &args);
     }
 }
 
@@ -181,7 +199,7 @@ fn index_remove(ctx: &Context, index: &[u8], tokens: &[&[u8]]) {
     args.push(index);
     args.extend_from_slice(tokens);
     if ctx.call("SREM", args.as_slice()).is_ok() {
-        ctx.replicate("SREM", args.as_slice());
+        effects::replicate(ctx, c"SREM", &args);
     }
 }
 
@@ -195,11 +213,20 @@ fn is_stale(ctx: &Context, settings: &Settings, token: &[u8]) -> bool {
 /// costs the same whatever the index's size. `live` members are known to be live (the
 /// token just added): an index holding no more than those has nothing to check.
 fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8], live: usize) {
-    {
+    let size = {
         let key = Key::probe(ctx, &string(ctx, index));
-        if key.kind() != Kind::Set || key.value_length() <= live {
+        if key.kind() != Kind::Set {
             return;
         }
+        key.value_length()
+    };
+    prune_sample_of(ctx, settings, index, size, live);
+}
+
+/// [`prune_sample`] for an index set whose size the caller already knows.
+fn prune_sample_of(ctx: &Context, settings: &Settings, index: &[u8], size: usize, live: usize) {
+    if size <= live {
+        return;
     }
     let sample = members(ctx.call("SRANDMEMBER", &[index, PRUNE_SAMPLE]));
     let stale: Vec<&[u8]> = sample
@@ -215,7 +242,7 @@ fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8], live: usize) {
 fn delete_session(ctx: &Context, found: Found, event: &str) {
     found.key.delete();
     drop(found.key);
-    ctx.replicate("DEL", &[found.name.as_slice()]);
+    effects::replicate(ctx, c"DEL", &[found.name.as_slice()]);
     notify(ctx, event, &found.name);
 }
 
@@ -235,7 +262,7 @@ fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(&CStr, 
         hset.push(field.to_bytes());
         hset.push(value.as_bytes());
     }
-    ctx.replicate("HSET", hset.as_slice());
+    effects::replicate(ctx, c"HSET", &hset);
 }
 
 /// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds]
@@ -289,8 +316,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let index = index.as_bytes();
         index_add(ctx, index, token.as_bytes());
         let target = plan.lifetime.index_expire_at(plan.expire_at_ms);
-        raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now);
-        prune_sample(ctx, &settings, index, 1);
+        let size = raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now);
+        prune_sample_of(ctx, &settings, index, size, 1);
     }
 
     Ok(RedisValue::StringBuffer(plan.reply(&token).into_bytes()))
@@ -303,8 +330,8 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
-    let found = find(ctx, &settings, token.as_slice(), true)
-        .filter(|found| !found.stored.lifetime.is_over(now));
+    let found =
+        find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
@@ -328,7 +355,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
-    match find(ctx, &settings, token.as_slice(), false) {
+    match find_arg(ctx, &settings, token, false) {
         Some(found) if !found.stored.lifetime.is_over(now) => {
             Ok(RedisValue::BulkRedisString(found.data))
         }
@@ -343,8 +370,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
-    let found = find(ctx, &settings, token.as_slice(), true)
-        .filter(|found| !found.stored.lifetime.is_over(now));
+    let found =
+        find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
         // An unknown token still gets its patch checked, so errors do not depend on it.
         UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
@@ -373,7 +400,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     write_fields(ctx, &found.key, &found.name, &fields);
     if indexes.is_none() && !old.is_empty() {
         found.key.hash_delete(INDEXES);
-        ctx.replicate("HDEL", &[found.name.as_slice(), INDEXES.to_bytes()]);
+        effects::replicate(ctx, c"HDEL", &[found.name.as_slice(), INDEXES.to_bytes()]);
     }
     let expire_at = found.stored.lifetime.expire_at(now);
     let index_target = found.stored.lifetime.index_expire_at(expire_at);
@@ -387,8 +414,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     for (index, created_now) in joined.iter().zip(joined_is_new) {
         index_add(ctx, index.as_bytes(), token);
-        prune_sample(ctx, &settings, index.as_bytes(), 1);
-        raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, created_now);
+        let size = raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, created_now);
+        prune_sample_of(ctx, &settings, index.as_bytes(), size, 1);
     }
     for index in plan.index_keys.iter().filter(|k| old.contains(k)) {
         raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, false);
@@ -402,7 +429,7 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.destroy")));
     };
     let settings = settings::current();
-    let Some(found) = find(ctx, &settings, token.as_slice(), true) else {
+    let Some(found) = find_arg(ctx, &settings, token, true) else {
         return Ok(RedisValue::Integer(0));
     };
     let indexes = found.stored.index_keys.clone();

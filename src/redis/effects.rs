@@ -1,8 +1,8 @@
-//! Replicating effects without building argument vectors: the hot paths (every VALIDATE)
-//! replicate `PEXPIREAT`, which `RM_Replicate`'s format string can take as raw bytes and an
-//! integer, with no allocation.
+//! Replicating effects without building argument vectors: `RM_Replicate`'s format string
+//! takes raw buffers (`b`) and integers (`l`), so the hot paths (every VALIDATE's
+//! `PEXPIREAT`, every CREATE's `HSET` and `SADD`) make no Redis strings of their own.
 
-use std::ffi::{c_char, c_longlong};
+use std::ffi::{c_char, c_longlong, CStr};
 
 use redis_module::{raw, Context};
 
@@ -24,4 +24,51 @@ pub fn pexpireat(ctx: &Context, name: &[u8], at_ms: i64) {
             at_ms as c_longlong,
         );
     }
+}
+
+/// Calls `RM_Replicate` with each argument as a `b` (pointer and length) format item.
+macro_rules! replicate_buffers {
+    ($replicate:expr, $ctx:expr, $command:expr, $format:expr, $($arg:expr),+) => {
+        // SAFETY: the format has one `b` per argument, each given as a pointer and its
+        // length; the buffers outlive the call, which copies them.
+        unsafe {
+            $replicate(
+                $ctx,
+                $command.as_ptr(),
+                $format.as_ptr(),
+                $($arg.as_ptr().cast::<c_char>(), $arg.len()),+
+            )
+        }
+    };
+}
+
+/// Replicates `command args...` to replicas and the AOF. Up to nine arguments go straight
+/// from their buffers (no Redis strings made here); longer lists go through the crate.
+pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
+    // SAFETY: the API table is filled once at load, before any command runs.
+    let Some(f) = (unsafe { raw::RedisModule_Replicate }) else {
+        return;
+    };
+    let c = ctx.get_raw();
+    match args {
+        [a] => replicate_buffers!(f, c, command, c"b", a),
+        [a, b] => replicate_buffers!(f, c, command, c"bb", a, b),
+        [a, b, d] => replicate_buffers!(f, c, command, c"bbb", a, b, d),
+        [a, b, d, e] => replicate_buffers!(f, c, command, c"bbbb", a, b, d, e),
+        [a, b, d, e, g] => replicate_buffers!(f, c, command, c"bbbbb", a, b, d, e, g),
+        [a, b, d, e, g, h] => replicate_buffers!(f, c, command, c"bbbbbb", a, b, d, e, g, h),
+        [a, b, d, e, g, h, i] => {
+            replicate_buffers!(f, c, command, c"bbbbbbb", a, b, d, e, g, h, i)
+        }
+        [a, b, d, e, g, h, i, j] => {
+            replicate_buffers!(f, c, command, c"bbbbbbbb", a, b, d, e, g, h, i, j)
+        }
+        [a, b, d, e, g, h, i, j, k] => {
+            replicate_buffers!(f, c, command, c"bbbbbbbbb", a, b, d, e, g, h, i, j, k)
+        }
+        _ => {
+            ctx.replicate(&command.to_string_lossy(), args);
+            0
+        }
+    };
 }
