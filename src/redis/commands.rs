@@ -72,7 +72,19 @@ struct Found {
     name: RedisString,
     key: Key,
     data: RedisString,
+    /// The `indexes` field, checked by [`Stored::decode`].
+    indexes: Option<RedisString>,
     stored: Stored,
+}
+
+impl Found {
+    /// The index keys the session joined.
+    fn index_keys(&self) -> Vec<String> {
+        self.indexes
+            .as_ref()
+            .and_then(|text| session::parse_index_list(text.as_slice()))
+            .unwrap_or_default()
+    }
 }
 
 /// Opens the session named by `token`, or `None` when the token is malformed or its key is
@@ -117,6 +129,7 @@ fn open_session(ctx: &Context, name: RedisString, write: bool) -> Option<Found> 
         name,
         key,
         data: data?,
+        indexes,
         stored,
     })
 }
@@ -342,8 +355,10 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
     let target = lifetime.index_expire_at(expire_at);
-    for index in &found.stored.index_keys {
-        raise_index_expiry(ctx, index.as_bytes(), expire_at, target, false);
+    if let Some(indexes) = &found.indexes {
+        session::visit_index_list(indexes.as_slice(), |index| {
+            raise_index_expiry(ctx, index, expire_at, target, false);
+        });
     }
     Ok(RedisValue::BulkRedisString(found.data))
 }
@@ -379,7 +394,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let plan = UpdatedSession::plan(found.data.as_slice(), patch.as_slice(), &settings)
         .map_err(reply_error)?;
-    let old = &found.stored.index_keys;
+    let old = &found.index_keys();
     let joined: Vec<String> = plan
         .index_keys
         .iter()
@@ -432,7 +447,7 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some(found) = find_arg(ctx, &settings, token, true) else {
         return Ok(RedisValue::Integer(0));
     };
-    let indexes = found.stored.index_keys.clone();
+    let indexes = found.index_keys();
     delete_session(ctx, found, EVENT_DESTROY);
     stats::DESTROYED.add(1);
     for index in &indexes {
@@ -474,11 +489,9 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         match find(ctx, &settings, token, true) {
             Some(found) => {
                 let others: Vec<String> = found
-                    .stored
-                    .index_keys
-                    .iter()
+                    .index_keys()
+                    .into_iter()
                     .filter(|k| k.as_bytes() != index.as_slice())
-                    .cloned()
                     .collect();
                 delete_session(ctx, found, EVENT_REVOKE);
                 for other in &others {
