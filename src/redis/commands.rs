@@ -195,12 +195,9 @@ fn members(reply: RedisResult) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Adds `token` to the index set `index` (known to be a set or absent).
+/// Adds `token` to the index set `index` (known to be a set or absent), replicated.
 fn index_add(ctx: &Context, index: &[u8], token: &[u8]) {
-    let args = [index, token];
-    if ctx.call("SADD", &args).is_ok() {
-        effects::replicate(ctx, c"SADD", &args);
-    }
+    effects::sadd_replicated(ctx, index, token);
 }
 
 /// Removes `tokens` from `index` when it is a set; any other type is left alone.
@@ -268,10 +265,19 @@ fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) {
 
 /// Sets hash fields of a session key and replicates them as one `HSET`.
 fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(&CStr, &str)]) {
+    let values: Vec<RedisString> = fields
+        .iter()
+        .map(|(_, value)| string(ctx, value.as_bytes()))
+        .collect();
+    let pairs: Vec<(&CStr, &RedisString)> = fields
+        .iter()
+        .map(|(field, _)| *field)
+        .zip(&values)
+        .collect();
+    key.hash_set_all(&pairs);
     let mut hset: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
     hset.push(name.as_slice());
     for (field, value) in fields {
-        key.hash_set(field, &string(ctx, value.as_bytes()));
         hset.push(field.to_bytes());
         hset.push(value.as_bytes());
     }

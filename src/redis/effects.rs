@@ -72,3 +72,36 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
         }
     };
 }
+
+/// `SADD <index> <token>` through `RM_Call`, replicated by Redis itself (the `!` flag) in
+/// its place among the command's effects. Buffers go in as they are (`b`), and the reply is
+/// only checked for being an error. Returns whether the token was added or already there.
+pub fn sadd_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
+    // SAFETY: the API table is filled once at load, before any command runs.
+    let (Some(call), Some(reply_type), Some(free)) = (
+        unsafe { raw::RedisModule_Call },
+        unsafe { raw::RedisModule_CallReplyType },
+        unsafe { raw::RedisModule_FreeCallReply },
+    ) else {
+        return false;
+    };
+    // SAFETY: "!bb" takes two buffers, each a pointer and its length, which outlive the
+    // call; the reply, if any, is freed exactly once below.
+    unsafe {
+        let reply = call(
+            ctx.get_raw(),
+            c"SADD".as_ptr(),
+            c"!bb".as_ptr(),
+            index.as_ptr().cast::<c_char>(),
+            index.len(),
+            token.as_ptr().cast::<c_char>(),
+            token.len(),
+        );
+        if reply.is_null() {
+            return false;
+        }
+        let ok = reply_type(reply) == raw::REDISMODULE_REPLY_INTEGER as i32;
+        free(reply);
+        ok
+    }
+}

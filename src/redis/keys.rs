@@ -107,6 +107,55 @@ impl Key {
         self.raw_hash_set(field, value.inner)
     }
 
+    /// Sets several hash fields in one `RM_HashSet` call (one type check and one write
+    /// signal for all of them). Field names are the module's own constants.
+    pub fn hash_set_all(&self, fields: &[(&CStr, &RedisString)]) -> bool {
+        if self.inner.is_null() {
+            return false;
+        }
+        // SAFETY: the API table is filled once at load, before any command runs.
+        let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
+            return false;
+        };
+        let flags = raw::REDISMODULE_HASH_CFIELDS as c_int;
+        let end = ptr::null::<c_char>();
+        // SAFETY: inner is an open writable key; CFIELDS with C-string names, each followed
+        // by its value, the list ended by NULL.
+        let status = unsafe {
+            match fields {
+                [(f0, v0), (f1, v1), (f2, v2)] => set(
+                    self.inner,
+                    flags,
+                    f0.as_ptr(),
+                    v0.inner,
+                    f1.as_ptr(),
+                    v1.inner,
+                    f2.as_ptr(),
+                    v2.inner,
+                    end,
+                ),
+                [(f0, v0), (f1, v1), (f2, v2), (f3, v3)] => set(
+                    self.inner,
+                    flags,
+                    f0.as_ptr(),
+                    v0.inner,
+                    f1.as_ptr(),
+                    v1.inner,
+                    f2.as_ptr(),
+                    v2.inner,
+                    f3.as_ptr(),
+                    v3.inner,
+                    end,
+                ),
+                _ => {
+                    let all = fields.iter().all(|(f, v)| self.hash_set(f, v));
+                    return all;
+                }
+            }
+        };
+        status >= 0
+    }
+
     /// Removes one hash field.
     pub fn hash_delete(&self, field: &CStr) -> bool {
         self.raw_hash_set(field, raw::REDISMODULE_HASH_DELETE.cast_mut())
