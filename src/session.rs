@@ -218,7 +218,7 @@ fn indexes_field(keys: &[String]) -> Option<String> {
     if keys.is_empty() {
         None
     } else {
-        Some(Value::from(keys.to_vec()).to_string())
+        serde_json::to_string(keys).ok()
     }
 }
 
@@ -266,10 +266,19 @@ pub fn index_key(prefix: &str, property: &str, value: &str) -> String {
 
 /// `createdAt` as the original library wrote it: UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn format_created_at(now_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(now_ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    // The fields written directly: `format("%Y-...")` would parse its pattern on every
+    // CREATE.
+    let t = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Puts `"token":"<token>"` first in the JSON object text `data`.
