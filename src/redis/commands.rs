@@ -99,17 +99,42 @@ fn find(ctx: &Context, settings: &Settings, token: &[u8], write: bool) -> Option
 /// [`find`] for a token given as a command argument: without a key prefix the argument is
 /// the key's name as it is, and is used without a copy (this is every VALIDATE's path).
 fn find_arg(ctx: &Context, settings: &Settings, token: &RedisString, write: bool) -> Option<Found> {
-    if !settings.key_prefix.is_empty() {
-        return find(ctx, settings, token.as_slice(), write);
-    }
+    find_arg_with(ctx, settings, token, write, true)
+}
+
+/// [`find_arg`], with the check of the `indexes` field left to the caller when
+/// `check_indexes` is false.
+fn find_arg_with(
+    ctx: &Context,
+    settings: &Settings,
+    token: &RedisString,
+    write: bool,
+    check_indexes: bool,
+) -> Option<Found> {
     if !token::is_well_formed(token.as_slice()) {
         return None;
     }
-    open_session(ctx, token.safe_clone(ctx), write)
+    let name = if settings.key_prefix.is_empty() {
+        token.safe_clone(ctx)
+    } else {
+        session_key(ctx, settings, token.as_slice())
+    };
+    open_session_with(ctx, name, write, check_indexes)
 }
 
 /// Opens the key `name` and reads it as a session.
 fn open_session(ctx: &Context, name: RedisString, write: bool) -> Option<Found> {
+    open_session_with(ctx, name, write, true)
+}
+
+/// [`open_session`], leaving the check of the `indexes` field to the caller when
+/// `check_indexes` is false (VALIDATE checks it while walking it, once).
+fn open_session_with(
+    ctx: &Context,
+    name: RedisString,
+    write: bool,
+    check_indexes: bool,
+) -> Option<Found> {
     let key = if write {
         Key::write(ctx, &name)
     } else {
@@ -123,7 +148,10 @@ fn open_session(ctx: &Context, name: RedisString, write: bool) -> Option<Found> 
         data.as_ref().map(RedisString::as_slice),
         ttl.as_ref().map(RedisString::as_slice),
         deadline.as_ref().map(RedisString::as_slice),
-        indexes.as_ref().map(RedisString::as_slice),
+        indexes
+            .as_ref()
+            .filter(|_| check_indexes)
+            .map(RedisString::as_slice),
     )?;
     Some(Found {
         name,
@@ -349,23 +377,28 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
-    let found =
-        find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
+    let found = find_arg_with(ctx, &settings, token, true, false)
+        .filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
     };
-    stats::VALIDATE_HITS.add(1);
     let lifetime = found.stored.lifetime;
     let expire_at = lifetime.expire_at(now);
-    set_session_expiry(ctx, &found, expire_at);
-    drop(found.key);
     let target = lifetime.index_expire_at(expire_at);
-    if let Some(indexes) = &found.indexes {
+    // The walk checks the whole field before it visits anything, so a malformed one (not a
+    // session of ours) is refused here with nothing written.
+    let indexes_ok = found.indexes.as_ref().is_none_or(|indexes| {
         session::visit_index_list(indexes.as_slice(), |index| {
             raise_index_expiry(ctx, index, expire_at, target, false);
-        });
+        })
+    });
+    if !indexes_ok {
+        stats::VALIDATE_MISSES.add(1);
+        return Ok(RedisValue::Null);
     }
+    stats::VALIDATE_HITS.add(1);
+    set_session_expiry(ctx, &found, expire_at);
     Ok(RedisValue::BulkRedisString(found.data))
 }
 
