@@ -8,15 +8,6 @@ use crate::config::{Settings, MAX_SECONDS};
 use crate::error::{Error, Result};
 use crate::json::{self, Object};
 
-/// Hash field holding the session data as compact JSON (VALIDATE's reply).
-pub const FIELD_DATA: &str = "data";
-/// Hash field holding the idle timeout in seconds.
-pub const FIELD_TTL: &str = "ttl";
-/// Hash field holding the unix ms past which the session is never prolonged, or 0.
-pub const FIELD_DEADLINE: &str = "deadline";
-/// Hash field holding a JSON array of the index keys the token joined; absent when none.
-pub const FIELD_INDEXES: &str = "indexes";
-
 /// The property CREATE adds unless the data has its own.
 pub const CREATED_AT: &str = "createdAt";
 /// The property reserved for the reply.

@@ -7,8 +7,6 @@
 //! replicated by themselves, and each change is replicated next to it with `RM_Replicate`,
 //! keeping the order of effects.
 
-use std::ffi::CStr;
-
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::config::Settings;
@@ -16,13 +14,8 @@ use crate::error::Error;
 use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
 use crate::token;
 
-use super::keys::{now_ms, Key, Kind};
+use super::keys::{now_ms, Field, Key, Kind};
 use super::{effects, settings, stats};
-
-const DATA: &CStr = c"data";
-const TTL: &CStr = c"ttl";
-const DEADLINE: &CStr = c"deadline";
-const INDEXES: &CStr = c"indexes";
 
 /// How many fresh tokens CREATE draws before giving up on finding an unused key. With 16
 /// random bytes or more a single collision is already beyond belief.
@@ -143,7 +136,10 @@ fn open_session_with(
     if key.kind() != Kind::Hash {
         return None;
     }
-    let [data, ttl, deadline, indexes] = key.hash_get4(ctx, [DATA, TTL, DEADLINE, INDEXES]);
+    let [data, ttl, deadline, indexes] = key.hash_get4(
+        ctx,
+        [Field::Data, Field::Ttl, Field::Deadline, Field::Indexes],
+    );
     let stored = Stored::decode(
         data.as_ref().map(RedisString::as_slice),
         ttl.as_ref().map(RedisString::as_slice),
@@ -292,12 +288,12 @@ fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) {
 }
 
 /// Sets hash fields of a session key and replicates them as one `HSET`.
-fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(&CStr, &str)]) {
+fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(Field, &str)]) {
     let values: Vec<RedisString> = fields
         .iter()
         .map(|(_, value)| string(ctx, value.as_bytes()))
         .collect();
-    let pairs: Vec<(&CStr, &RedisString)> = fields
+    let pairs: Vec<(Field, &RedisString)> = fields
         .iter()
         .map(|(field, _)| *field)
         .zip(&values)
@@ -306,7 +302,7 @@ fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(&CStr, 
     let mut hset: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
     hset.push(name.as_slice());
     for (field, value) in fields {
-        hset.push(field.to_bytes());
+        hset.push(field.name().to_bytes());
         hset.push(value.as_bytes());
     }
     effects::replicate(ctx, c"HSET", &hset);
@@ -344,13 +340,13 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let ttl = plan.lifetime.ttl.to_string();
     let deadline = plan.lifetime.deadline_ms.to_string();
     let indexes = plan.indexes_field();
-    let mut fields: Vec<(&CStr, &str)> = vec![
-        (DATA, plan.data.as_str()),
-        (TTL, ttl.as_str()),
-        (DEADLINE, deadline.as_str()),
+    let mut fields: Vec<(Field, &str)> = vec![
+        (Field::Data, plan.data.as_str()),
+        (Field::Ttl, ttl.as_str()),
+        (Field::Deadline, deadline.as_str()),
     ];
     if let Some(indexes) = &indexes {
-        fields.push((INDEXES, indexes.as_str()));
+        fields.push((Field::Indexes, indexes.as_str()));
     }
     write_fields(ctx, &key, &name, &fields);
     key.set_abs_expire(plan.expire_at_ms);
@@ -447,14 +443,18 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let joined_is_new = check_indexes(ctx, &joined)?;
 
     let indexes = plan.indexes_field();
-    let mut fields: Vec<(&CStr, &str)> = vec![(DATA, plan.data.as_str())];
+    let mut fields: Vec<(Field, &str)> = vec![(Field::Data, plan.data.as_str())];
     if let Some(indexes) = &indexes {
-        fields.push((INDEXES, indexes.as_str()));
+        fields.push((Field::Indexes, indexes.as_str()));
     }
     write_fields(ctx, &found.key, &found.name, &fields);
     if indexes.is_none() && !old.is_empty() {
-        found.key.hash_delete(INDEXES);
-        effects::replicate(ctx, c"HDEL", &[found.name.as_slice(), INDEXES.to_bytes()]);
+        found.key.hash_delete(Field::Indexes);
+        effects::replicate(
+            ctx,
+            c"HDEL",
+            &[found.name.as_slice(), Field::Indexes.name().to_bytes()],
+        );
     }
     let expire_at = found.stored.lifetime.expire_at(now);
     let index_target = found.stored.lifetime.index_expire_at(expire_at);

@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 use std::ptr;
+use std::sync::OnceLock;
 
 use redis_module::{raw, Context, RedisString};
 
@@ -14,6 +15,67 @@ pub enum Kind {
     Hash,
     Set,
     Other,
+}
+
+/// A field of a session hash (see [`crate::session`] for what each holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Data = 0,
+    Ttl = 1,
+    Deadline = 2,
+    Indexes = 3,
+}
+
+impl Field {
+    const ALL: [Field; 4] = [Field::Data, Field::Ttl, Field::Deadline, Field::Indexes];
+
+    /// The field's name.
+    pub fn name(self) -> &'static CStr {
+        match self {
+            Field::Data => c"data",
+            Field::Ttl => c"ttl",
+            Field::Deadline => c"deadline",
+            Field::Indexes => c"indexes",
+        }
+    }
+
+    /// The field's name as a Redis string made once at load: given these, `RM_HashGet` and
+    /// `RM_HashSet` look fields up directly, where C-string names
+    /// (`REDISMODULE_HASH_CFIELDS`) make and free a Redis string per field per call.
+    fn redis_name(self) -> *mut raw::RedisModuleString {
+        FIELD_NAMES
+            .get()
+            .map_or(ptr::null_mut(), |names| names.0[self as usize])
+    }
+}
+
+/// The Redis strings of [`Field::redis_name`], never freed.
+struct FieldNames([*mut raw::RedisModuleString; 4]);
+
+// SAFETY: the strings are made once at load and only read afterwards, by commands on
+// Redis's main thread; nothing ever changes or frees them.
+unsafe impl Send for FieldNames {}
+// SAFETY: as above.
+unsafe impl Sync for FieldNames {}
+
+static FIELD_NAMES: OnceLock<FieldNames> = OnceLock::new();
+
+/// Makes the field-name strings; called once at load. False if Redis could not make them.
+pub fn init_field_names() -> bool {
+    // SAFETY: the API table is filled before OnLoad's init runs.
+    let Some(create) = (unsafe { raw::RedisModule_CreateString }) else {
+        return false;
+    };
+    let names = Field::ALL.map(|field| {
+        let name = field.name();
+        // SAFETY: a NULL context makes a string that lives until freed, which it never is.
+        unsafe { create(ptr::null_mut(), name.as_ptr(), name.to_bytes().len()) }
+    });
+    if names.iter().any(|n| n.is_null()) {
+        return false;
+    }
+    FIELD_NAMES.get_or_init(|| FieldNames(names));
+    true
 }
 
 /// An open key, closed on drop.
@@ -69,28 +131,29 @@ impl Key {
         }
     }
 
-    /// Reads up to four hash fields at once; a missing field is `None`.
+    /// Reads four hash fields at once; a missing field is `None`.
     /// Only call on a key whose kind is [`Kind::Hash`].
-    pub fn hash_get4(&self, ctx: &Context, fields: [&CStr; 4]) -> [Option<RedisString>; 4] {
+    pub fn hash_get4(&self, ctx: &Context, fields: [Field; 4]) -> [Option<RedisString>; 4] {
         let mut values: [*mut raw::RedisModuleString; 4] = [ptr::null_mut(); 4];
-        if !self.inner.is_null() {
+        let names = fields.map(Field::redis_name);
+        if !self.inner.is_null() && names.iter().all(|n| !n.is_null()) {
             // SAFETY: the API table is filled once at load, before any command runs.
             if let Some(get) = unsafe { raw::RedisModule_HashGet } {
                 let [v0, v1, v2, v3] = &mut values;
-                let [f0, f1, f2, f3] = fields;
-                // SAFETY: inner is an open hash key; CFIELDS makes each field a NUL-terminated
-                // C string, each followed by an out-pointer, the list ended by NULL.
+                let [f0, f1, f2, f3] = names;
+                // SAFETY: inner is an open hash key; with no flags each field is a Redis
+                // string, each followed by an out-pointer, the list ended by NULL.
                 unsafe {
                     get(
                         self.inner,
-                        raw::REDISMODULE_HASH_CFIELDS as c_int,
-                        f0.as_ptr(),
+                        raw::REDISMODULE_HASH_NONE as c_int,
+                        f0,
                         v0 as *mut *mut raw::RedisModuleString,
-                        f1.as_ptr(),
+                        f1,
                         v1 as *mut *mut raw::RedisModuleString,
-                        f2.as_ptr(),
+                        f2,
                         v2 as *mut *mut raw::RedisModuleString,
-                        f3.as_ptr(),
+                        f3,
                         v3 as *mut *mut raw::RedisModuleString,
                         ptr::null::<c_char>(),
                     );
@@ -102,53 +165,53 @@ impl Key {
         })
     }
 
-    /// Sets one hash field. Field names are the module's own constants (no NUL inside).
-    pub fn hash_set(&self, field: &CStr, value: &RedisString) -> bool {
+    /// Sets one hash field.
+    pub fn hash_set(&self, field: Field, value: &RedisString) -> bool {
         self.raw_hash_set(field, value.inner)
     }
 
     /// Sets several hash fields in one `RM_HashSet` call (one type check and one write
-    /// signal for all of them). Field names are the module's own constants.
-    pub fn hash_set_all(&self, fields: &[(&CStr, &RedisString)]) -> bool {
-        if self.inner.is_null() {
+    /// signal for all of them).
+    pub fn hash_set_all(&self, fields: &[(Field, &RedisString)]) -> bool {
+        if self.inner.is_null() || fields.iter().any(|(f, _)| f.redis_name().is_null()) {
             return false;
         }
         // SAFETY: the API table is filled once at load, before any command runs.
         let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
             return false;
         };
-        let flags = raw::REDISMODULE_HASH_CFIELDS as c_int;
+        let flags = raw::REDISMODULE_HASH_NONE as c_int;
         let end = ptr::null::<c_char>();
-        // SAFETY: inner is an open writable key; CFIELDS with C-string names, each followed
-        // by its value, the list ended by NULL.
+        // SAFETY: inner is an open writable key; with no flags each field is a Redis string
+        // followed by its value, the list ended by NULL.
         let status = unsafe {
             match fields {
                 [(f0, v0), (f1, v1), (f2, v2)] => set(
                     self.inner,
                     flags,
-                    f0.as_ptr(),
+                    f0.redis_name(),
                     v0.inner,
-                    f1.as_ptr(),
+                    f1.redis_name(),
                     v1.inner,
-                    f2.as_ptr(),
+                    f2.redis_name(),
                     v2.inner,
                     end,
                 ),
                 [(f0, v0), (f1, v1), (f2, v2), (f3, v3)] => set(
                     self.inner,
                     flags,
-                    f0.as_ptr(),
+                    f0.redis_name(),
                     v0.inner,
-                    f1.as_ptr(),
+                    f1.redis_name(),
                     v1.inner,
-                    f2.as_ptr(),
+                    f2.redis_name(),
                     v2.inner,
-                    f3.as_ptr(),
+                    f3.redis_name(),
                     v3.inner,
                     end,
                 ),
                 _ => {
-                    let all = fields.iter().all(|(f, v)| self.hash_set(f, v));
+                    let all = fields.iter().all(|(f, v)| self.hash_set(*f, v));
                     return all;
                 }
             }
@@ -157,25 +220,27 @@ impl Key {
     }
 
     /// Removes one hash field.
-    pub fn hash_delete(&self, field: &CStr) -> bool {
+    pub fn hash_delete(&self, field: Field) -> bool {
         self.raw_hash_set(field, raw::REDISMODULE_HASH_DELETE.cast_mut())
     }
 
     /// One `RM_HashSet` call: `value` is a string, or `REDISMODULE_HASH_DELETE`.
-    fn raw_hash_set(&self, field: &CStr, value: *mut raw::RedisModuleString) -> bool {
-        if self.inner.is_null() {
+    fn raw_hash_set(&self, field: Field, value: *mut raw::RedisModuleString) -> bool {
+        let name = field.redis_name();
+        if self.inner.is_null() || name.is_null() {
             return false;
         }
         // SAFETY: the API table is filled once at load, before any command runs.
         let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
             return false;
         };
-        // SAFETY: inner is an open writable key; CFIELDS, one field/value pair, NULL end.
+        // SAFETY: inner is an open writable key; no flags: a Redis string field, its value,
+        // NULL end.
         let status = unsafe {
             set(
                 self.inner,
-                raw::REDISMODULE_HASH_CFIELDS as c_int,
-                field.as_ptr(),
+                raw::REDISMODULE_HASH_NONE as c_int,
+                name,
                 value,
                 ptr::null::<c_char>(),
             )

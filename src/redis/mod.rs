@@ -31,6 +31,13 @@ pub fn guarded(
 pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
     guard::init_logging(ctx);
     guard::install_panic_hook();
+    if !keys::init_field_names() {
+        guard::log(
+            "warning",
+            "could not make the hash field names; module not loaded",
+        );
+        return Status::Err;
+    }
     guard::catch(|| docs::register(ctx), || ());
     // Replaces the crate's default INFO callback with the `session` section.
     redis_module::raw::register_info_function(ctx.get_raw(), Some(stats::info));
