@@ -1,5 +1,6 @@
-//! What a session is, apart from where it is kept: CREATE's options and plan, the fields a
-//! session hash holds, the reply shapes, and the expiry arithmetic. Time comes in as `now_ms`
+//! What a session is, apart from where it is kept: CREATE's options and plan, what the
+//! fields of a session hash must hold, the reply shapes, and the expiry arithmetic (the field
+//! names themselves are the glue's, `redis::keys::Field`). Time comes in as `now_ms`
 //! (unix milliseconds) so that every rule here is tested without a clock.
 
 use serde_json::Value;
