@@ -11,37 +11,12 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use common::{sync_replica, Conn, Server};
+use common::{snapshot, sync_replica, Conn, KeyState, Server};
 
 const MODULE_ARGS: [&str; 2] = ["indexes", "user_id,tenant_id"];
 
 /// How long a background AOF rewrite may take.
 const REWRITE_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Everything about a key that must survive: type, value and absolute expiry.
-#[derive(Debug, PartialEq)]
-enum KeyState {
-    Hash(BTreeMap<String, String>, i64),
-    Set(BTreeSet<String>, i64),
-}
-
-/// Every key of the database with its type, value and PEXPIRETIME.
-fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
-    let mut out = BTreeMap::new();
-    for key in c.keys() {
-        let exp = c.pexpiretime(&key);
-        let state = match c.key_type(&key).as_str() {
-            "hash" => KeyState::Hash(c.hgetall(&key), exp),
-            "set" => KeyState::Set(c.smembers(&key), exp),
-            other => panic!(
-                "unexpected type {other} at {}",
-                String::from_utf8_lossy(&key)
-            ),
-        };
-        out.insert(String::from_utf8_lossy(&key).into_owned(), state);
-    }
-    out
-}
 
 /// The sessions of a snapshot: key and `data` field.
 fn sessions(snap: &BTreeMap<String, KeyState>) -> Vec<(String, String)> {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use serde_json::{json, Value as Json};
 
-use common::{as_string, error_text, sync_replica, Conn, Server, UNKNOWN_TOKEN};
+use common::{as_string, error_text, snapshot, sync_replica, Conn, Server, UNKNOWN_TOKEN};
 
 /// How long any raw-socket read (MONITOR, pub/sub) may block before the test fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,31 +118,6 @@ fn assert_counters(c: &mut Conn, before: [u64; 6], delta: [u64; 6], what: &str) 
         .collect();
     assert_eq!(moved, want, "counter changes after {what}");
     now
-}
-
-/// Everything about a key that must match on a replica: type, value and absolute expiry.
-#[derive(Debug, PartialEq)]
-enum KeyState {
-    Hash(BTreeMap<String, String>, i64),
-    Set(BTreeSet<String>, i64),
-}
-
-/// Every key of the database with its type, value and PEXPIRETIME.
-fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
-    let mut out = BTreeMap::new();
-    for key in c.keys() {
-        let exp = c.pexpiretime(&key);
-        let state = match c.key_type(&key).as_str() {
-            "hash" => KeyState::Hash(c.hgetall(&key), exp),
-            "set" => KeyState::Set(c.smembers(&key), exp),
-            other => panic!(
-                "unexpected type {other} at {}",
-                String::from_utf8_lossy(&key)
-            ),
-        };
-        out.insert(String::from_utf8_lossy(&key).into_owned(), state);
-    }
-    out
 }
 
 fn assert_replica_matches(p: &mut Conn, replica: &Server, what: &str) {

@@ -839,3 +839,30 @@ pub fn parse_created_at(s: &str) -> Option<i64> {
 
 /// A 48-character lowercase hex string that no test creates on purpose.
 pub const UNKNOWN_TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Everything about a key of the module's that must survive a restart or match on a replica:
+/// type, value and absolute expiry. (The module writes hashes and sets only.)
+#[derive(Debug, PartialEq)]
+pub enum KeyState {
+    Hash(BTreeMap<String, String>, i64),
+    Set(BTreeSet<String>, i64),
+}
+
+/// Every key of the database with its type, value and PEXPIRETIME; panics on a key of any
+/// other type.
+pub fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
+    let mut out = BTreeMap::new();
+    for key in c.keys() {
+        let exp = c.pexpiretime(&key);
+        let state = match c.key_type(&key).as_str() {
+            "hash" => KeyState::Hash(c.hgetall(&key), exp),
+            "set" => KeyState::Set(c.smembers(&key), exp),
+            other => panic!(
+                "unexpected type {other} at {}",
+                String::from_utf8_lossy(&key)
+            ),
+        };
+        out.insert(String::from_utf8_lossy(&key).into_owned(), state);
+    }
+    out
+}
