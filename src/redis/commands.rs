@@ -3,9 +3,9 @@
 //! with absolute expiry times, and turns the outcome into a reply.
 //!
 //! The module API of Redis 7.0 has no set operations, so index sets are read and changed
-//! with `SMEMBERS`, `SRANDMEMBER`, `SADD` and `SREM` through `RM_Call`; such calls are not
-//! replicated by themselves, and each change is replicated next to it with `RM_Replicate`,
-//! keeping the order of effects.
+//! with `SMEMBERS`, `SRANDMEMBER`, `SADD` and `SREM` through `RM_Call`. `SADD` is called with
+//! the `!` flag, so that Redis replicates it itself; every other effect is replicated with
+//! `RM_Replicate` right after it is made, keeping the order of effects.
 
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
