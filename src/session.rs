@@ -234,6 +234,26 @@ pub fn named_index(settings: &Settings, property: &[u8], value: &[u8]) -> Result
     Ok(key)
 }
 
+/// Whether `name` is the key of an index under `settings` (`<index-prefix><property>:...`
+/// for a configured property): the test the key-event handler applies to every set that
+/// leaves the keyspace, so it must be cheap and exact.
+pub fn is_index_key(settings: &Settings, name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(settings.index_prefix.as_bytes()) else {
+        return false;
+    };
+    settings.indexes.iter().any(|property| {
+        rest.strip_prefix(property.as_bytes())
+            .is_some_and(|tail| tail.first() == Some(&b':'))
+    })
+}
+
+/// The token a session key `name` stands for under `settings` (the name without the key
+/// prefix), or `None` when `name` cannot be a session key: no prefix, or not a token after it.
+pub fn token_of_key<'a>(settings: &Settings, name: &'a [u8]) -> Option<&'a [u8]> {
+    name.strip_prefix(settings.key_prefix.as_bytes())
+        .filter(|token| crate::token::is_well_formed(token))
+}
+
 /// The index keys a session with `data` joins under `settings`.
 fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
     let mut keys: Vec<String> = Vec::new();
@@ -668,6 +688,40 @@ mod tests {
             UpdatedSession::plan(stored.as_bytes(), half.as_bytes(), &st),
             Err(Error::TooLarge(1024))
         );
+    }
+
+    #[test]
+    fn index_keys_are_recognised_by_prefix_and_configured_property() {
+        let mut s = settings("user_id,tenant");
+        let cases: [(&[u8], bool); 8] = [
+            (b"user_id:150", true),
+            (b"user_id:", true),
+            (b"tenant:a:b", true),
+            (b"user_id", false),
+            (b"user_idx:1", false),
+            (b"role:admin", false),
+            (b"", false),
+            (b"x:user_id:1", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_index_key(&s, name), want, "{}", String::from_utf8_lossy(name));
+        }
+        s.index_prefix = "idx:".into();
+        assert!(is_index_key(&s, b"idx:user_id:150"));
+        assert!(!is_index_key(&s, b"user_id:150"));
+    }
+
+    #[test]
+    fn session_keys_give_back_their_token() {
+        let token = "ab".repeat(24);
+        let mut s = settings("");
+        assert_eq!(token_of_key(&s, token.as_bytes()), Some(token.as_bytes()));
+        assert_eq!(token_of_key(&s, b"user_id:150"), None);
+        assert_eq!(token_of_key(&s, b"abcd"), None);
+        s.key_prefix = "sess:".into();
+        let prefixed = format!("sess:{token}");
+        assert_eq!(token_of_key(&s, prefixed.as_bytes()), Some(token.as_bytes()));
+        assert_eq!(token_of_key(&s, token.as_bytes()), None);
     }
 
     #[test]

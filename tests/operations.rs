@@ -84,16 +84,18 @@ fn info_session(c: &mut Conn) -> BTreeMap<String, String> {
 }
 
 /// The six counters of `INFO session`, in a fixed order.
-const COUNTERS: [&str; 6] = [
+const COUNTERS: [&str; 8] = [
     "session_created",
     "session_validate_hits",
     "session_validate_misses",
     "session_destroyed",
     "session_revoked",
     "session_index_entries_pruned",
+    "session_index_entries_removed_by_key_events",
+    "session_sessions_ended_by_lost_index",
 ];
 
-fn counters(c: &mut Conn) -> [u64; 6] {
+fn counters(c: &mut Conn) -> [u64; 8] {
     let info = info_session(c);
     COUNTERS.map(|name| {
         info.get(name)
@@ -104,7 +106,7 @@ fn counters(c: &mut Conn) -> [u64; 6] {
 }
 
 /// Asserts the counters moved by exactly `delta` since `before`; returns the new values.
-fn assert_counters(c: &mut Conn, before: [u64; 6], delta: [u64; 6], what: &str) -> [u64; 6] {
+fn assert_counters(c: &mut Conn, before: [u64; 8], delta: [u64; 8], what: &str) -> [u64; 8] {
     let now = counters(c);
     let moved: Vec<(&str, i128)> = COUNTERS
         .iter()
@@ -607,6 +609,9 @@ fn info_session_lists_every_field() {
     let s = Server::start(&["indexes", "user_id", "ttl", "3600"]);
     let mut c = s.conn();
     let info = info_session(&mut c);
+    // Which mechanisms the server gave the module follows from its version (README table).
+    let kind = c.server_kind();
+    let yes_no = |on: bool| if on { "yes" } else { "no" };
     let want: BTreeMap<String, String> = [
         ("session_created", "0"),
         ("session_validate_hits", "0"),
@@ -614,6 +619,11 @@ fn info_session_lists_every_field() {
         ("session_destroyed", "0"),
         ("session_revoked", "0"),
         ("session_index_entries_pruned", "0"),
+        ("session_index_entries_removed_by_key_events", "0"),
+        ("session_sessions_ended_by_lost_index", "0"),
+        ("session_key_events", yes_no(kind.key_events())),
+        ("session_slot_functions", yes_no(kind.slot_functions())),
+        ("session_index_mode", if kind.key_events() { "exact" } else { "sampled" }),
         ("session_ttl", "3600"),
         ("session_token_bytes", "24"),
         ("session_indexes", "user_id"),
@@ -640,57 +650,61 @@ fn info_session_lists_every_field() {
 fn info_session_counters_move_exactly() {
     let s = Server::start(&["indexes", "user_id"]);
     let mut c = s.conn();
+    // With key events, a session deleted by hand leaves its index at once (counted as such)
+    // and nothing is left for LIST, REVOKEINDEX or the write samples to prune.
+    let ke = c.server_kind().key_events();
     let zero = counters(&mut c);
-    assert_eq!(zero, [0; 6]);
+    assert_eq!(zero, [0; 8]);
 
     let a = c.create(r#"{"user_id":1}"#, &[]).token;
     let b = c.create(r#"{"user_id":1}"#, &["TTL", "60"]).token;
     let d = c.create(r#"{"x":true}"#, &[]).token;
-    let now = assert_counters(&mut c, zero, [3, 0, 0, 0, 0, 0], "3 CREATE");
+    let now = assert_counters(&mut c, zero, [3, 0, 0, 0, 0, 0, 0, 0], "3 CREATE");
 
     // A refused CREATE stores nothing and counts nothing.
     c.err(&["SESSION.CREATE", "[1]"]);
-    let now = assert_counters(&mut c, now, [0; 6], "a refused CREATE");
+    let now = assert_counters(&mut c, now, [0; 8], "a refused CREATE");
 
     assert!(c.validate(&a).is_some());
     assert!(c.validate(&a).is_some());
     assert!(c.validate(&d).is_some());
     assert!(c.validate(UNKNOWN_TOKEN).is_none());
     assert!(c.validate("not-a-token").is_none());
-    let now = assert_counters(&mut c, now, [0, 3, 2, 0, 0, 0], "3 hits, 2 misses");
+    let now = assert_counters(&mut c, now, [0, 3, 2, 0, 0, 0, 0, 0], "3 hits, 2 misses");
 
     assert!(c.get(&a).is_some());
     assert!(c.get(UNKNOWN_TOKEN).is_none());
-    let now = assert_counters(&mut c, now, [0; 6], "GET (counts in neither)");
+    let now = assert_counters(&mut c, now, [0; 8], "GET (counts in neither)");
 
     assert!(c
         .opt_string(&["SESSION.UPDATE", &a, r#"{"k":1}"#])
         .is_some());
-    let now = assert_counters(&mut c, now, [0; 6], "UPDATE");
+    let now = assert_counters(&mut c, now, [0; 8], "UPDATE");
 
     assert_eq!(c.int(&["SESSION.DESTROY", &d]), 1);
     assert_eq!(c.int(&["SESSION.DESTROY", &d]), 0);
     assert_eq!(c.int(&["SESSION.DESTROY", UNKNOWN_TOKEN]), 0);
-    let now = assert_counters(&mut c, now, [0, 0, 0, 1, 0, 0], "DESTROY once");
+    let now = assert_counters(&mut c, now, [0, 0, 0, 1, 0, 0, 0, 0], "DESTROY once");
     assert!(c.validate(&d).is_none());
-    let now = assert_counters(&mut c, now, [0, 0, 1, 0, 0, 0], "VALIDATE of destroyed");
+    let now = assert_counters(&mut c, now, [0, 0, 1, 0, 0, 0, 0, 0], "VALIDATE of destroyed");
 
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 2);
     assert!(c.validate(&b).is_none());
-    let now = assert_counters(&mut c, now, [0, 0, 1, 0, 2, 0], "REVOKEINDEX of 2");
+    let now = assert_counters(&mut c, now, [0, 0, 1, 0, 2, 0, 0, 0], "REVOKEINDEX of 2");
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 0);
-    let now = assert_counters(&mut c, now, [0; 6], "REVOKEINDEX of none");
+    let now = assert_counters(&mut c, now, [0; 8], "REVOKEINDEX of none");
 
     // LIST prunes the tokens whose keys were deleted by hand.
     let seven: Vec<String> = (0..3)
         .map(|_| c.create(r#"{"user_id":7}"#, &[]).token)
         .collect();
-    let now = assert_counters(&mut c, now, [3, 0, 0, 0, 0, 0], "3 more CREATE");
+    let now = assert_counters(&mut c, now, [3, 0, 0, 0, 0, 0, 0, 0], "3 more CREATE");
     assert_eq!(c.int(&["DEL", &seven[0], &seven[1]]), 2);
     let listed = to_json(&c.ok(&["SESSION.LIST", "user_id", "7"]));
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(c.smembers("user_id:7"), BTreeSet::from([seven[2].clone()]));
-    let now = assert_counters(&mut c, now, [0, 0, 0, 0, 0, 2], "LIST pruning 2");
+    let delta = if ke { [0, 0, 0, 0, 0, 0, 2, 0] } else { [0, 0, 0, 0, 0, 2, 0, 0] };
+    let now = assert_counters(&mut c, now, delta, "LIST pruning 2");
 
     // REVOKEINDEX counts the live ones as revoked and the stale ones as pruned.
     let eight: Vec<String> = (0..3)
@@ -698,7 +712,8 @@ fn info_session_counters_move_exactly() {
         .collect();
     assert_eq!(c.int(&["DEL", &eight[0]]), 1);
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "8"]), 2);
-    let now = assert_counters(&mut c, now, [3, 0, 0, 0, 2, 1], "REVOKEINDEX 2 + 1 stale");
+    let delta = if ke { [3, 0, 0, 0, 2, 0, 1, 0] } else { [3, 0, 0, 0, 2, 1, 0, 0] };
+    let now = assert_counters(&mut c, now, delta, "REVOKEINDEX 2 + 1 stale");
 
     // A write to an index prunes a sample of it.
     let nine: Vec<String> = (0..2)
@@ -710,7 +725,16 @@ fn info_session_counters_move_exactly() {
         !c.exists("user_id:9"),
         "DESTROY left the stale token behind"
     );
-    assert_counters(&mut c, now, [2, 0, 0, 1, 0, 1], "DESTROY pruning 1");
+    let delta = if ke { [2, 0, 0, 1, 0, 0, 1, 0] } else { [2, 0, 0, 1, 0, 1, 0, 0] };
+    let now = assert_counters(&mut c, now, delta, "DESTROY pruning 1");
+
+    // A session whose index set was deleted by hand ends (at once with key events, at its
+    // next VALIDATE on 7.0), counted once, and that VALIDATE is a miss.
+    let ten = c.create(r#"{"user_id":10}"#, &[]).token;
+    assert_eq!(c.int(&["DEL", "user_id:10"]), 1);
+    assert!(c.validate(&ten).is_none());
+    assert!(!c.exists(&ten));
+    assert_counters(&mut c, now, [1, 0, 1, 0, 0, 0, 0, 1], "a lost index");
 }
 
 #[test]

@@ -14,8 +14,9 @@ use crate::error::Error;
 use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
 use crate::token;
 
+use super::keyevents::Quiet;
 use super::keys::{now_ms, Field, Key, Kind};
-use super::{effects, settings, stats};
+use super::{capabilities, effects, settings, stats};
 
 /// How many fresh tokens CREATE draws before giving up on finding an unused key. With 16
 /// random bytes or more a single collision is already beyond belief.
@@ -133,6 +134,23 @@ fn open_session_with(
     } else {
         Key::read(ctx, &name)
     };
+    let (data, indexes, stored) = read_session(ctx, &key, check_indexes)?;
+    Some(Found {
+        name,
+        key,
+        data,
+        indexes,
+        stored,
+    })
+}
+
+/// Reads an open key as a session: its `data` and `indexes` fields and what they say, or
+/// `None` when it is not a session this module wrote.
+fn read_session(
+    ctx: &Context,
+    key: &Key,
+    check_indexes: bool,
+) -> Option<(RedisString, Option<RedisString>, Stored)> {
     if key.kind() != Kind::Hash {
         return None;
     }
@@ -149,13 +167,18 @@ fn open_session_with(
             .filter(|_| check_indexes)
             .map(RedisString::as_slice),
     )?;
-    Some(Found {
-        name,
-        key,
-        data: data?,
-        indexes,
-        stored,
-    })
+    Some((data?, indexes, stored))
+}
+
+/// The index keys of the session held by an open key (for the key-event handler, which is
+/// given the key of a session that is leaving), or `None` when it is not a session of ours.
+pub(super) fn stored_index_keys(ctx: &Context, key: &Key) -> Option<Vec<Vec<u8>>> {
+    let (_, indexes, _) = read_session(ctx, key, true)?;
+    let Some(indexes) = indexes else {
+        return Some(Vec::new());
+    };
+    let mut keys = Vec::new();
+    session::visit_index_list(indexes.as_slice(), |k| keys.push(k.to_vec())).then_some(keys)
 }
 
 /// The kind of the key `name`, without keeping it open.
@@ -180,27 +203,28 @@ fn check_indexes(ctx: &Context, names: &[String]) -> Result<Vec<bool>, RedisErro
 /// it would expire earlier, its expiry becomes `target_ms` (see
 /// [`session::Lifetime::index_expire_at`]), replicated. A missing key, a key of another
 /// type, or an index set that already existed with no expiry is left alone. Returns the
-/// set's size (0 when it is not a set), so that callers need not open it again.
+/// set's size, or `None` when it is not a set, so that callers need not open it again.
 fn raise_index_expiry(
     ctx: &Context,
     name: &[u8],
     needed_ms: i64,
     target_ms: i64,
     created_now: bool,
-) -> usize {
+) -> Option<usize> {
     let key = Key::write(ctx, &string(ctx, name));
     if key.kind() != Kind::Set {
-        return 0;
+        return None;
     }
     let raise = match key.abs_expire() {
         Some(current) => current < needed_ms,
-        // A set this command just made gets an expiry; one that was persistent stays so.
-        None => created_now,
+        // A set this command just made gets an expiry, unless key events keep it exact (it
+        // then ends with its last session); one that was persistent stays so.
+        None => created_now && !capabilities::key_events(),
     };
     if raise && key.set_abs_expire(target_ms) {
         effects::pexpireat(ctx, name, target_ms);
     }
-    key.value_length()
+    Some(key.value_length())
 }
 
 /// The members of a set reply (`SMEMBERS`, `SRANDMEMBER`), as bytes.
@@ -224,17 +248,80 @@ fn index_add(ctx: &Context, index: &[u8], token: &[u8]) {
     effects::sadd_replicated(ctx, index, token);
 }
 
-/// Removes `tokens` from `index` when it is a set; any other type is left alone.
-fn index_remove(ctx: &Context, index: &[u8], tokens: &[&[u8]]) {
+/// Removes `tokens` from `index` when it is a set; any other type is left alone. Returns
+/// whether any was there.
+pub(super) fn index_remove<T: AsRef<[u8]>>(ctx: &Context, index: &[u8], tokens: &[T]) -> bool {
     if tokens.is_empty() || kind_of(ctx, index) != Kind::Set {
-        return;
+        return false;
     }
     let mut args: Vec<&[u8]> = Vec::with_capacity(tokens.len() + 1);
     args.push(index);
-    args.extend_from_slice(tokens);
-    if ctx.call("SREM", args.as_slice()).is_ok() {
-        effects::replicate(ctx, c"SREM", &args);
+    args.extend(tokens.iter().map(AsRef::as_ref));
+    match ctx.call("SREM", args.as_slice()) {
+        Ok(RedisValue::Integer(0)) => false,
+        Ok(_) => {
+            effects::replicate(ctx, c"SREM", &args);
+            true
+        }
+        Err(_) => false,
     }
+}
+
+/// On servers without key events (7.0): whether every index set the session lists still
+/// exists. One that is gone (evicted, deleted by hand, replaced by another type) has taken
+/// the session's revocation path with it, so the session is ended instead of served (fail
+/// closed), as key events do at once on 7.2+. Membership itself is not checked: the only
+/// way to ask is `SISMEMBER` through `RM_Call`, which costs a fifth of VALIDATE's
+/// throughput and shows the token in MONITOR on 7.0 (README, "Eviction").
+fn revocable(ctx: &Context, found: &Found) -> bool {
+    if capabilities::key_events() {
+        return true;
+    }
+    let Some(indexes) = &found.indexes else {
+        return true;
+    };
+    let mut all = true;
+    let well_formed = session::visit_index_list(indexes.as_slice(), |index| {
+        all = all && kind_of(ctx, index) == Kind::Set;
+    });
+    well_formed && all
+}
+
+/// Ends a session that lost its revocation path (fail closed), leaving its other indexes.
+fn end_unrevocable(ctx: &Context, found: Found, token: &[u8]) {
+    end_session(ctx, found, token, None, EVENT_REVOKE);
+    stats::ENDED_WITH_INDEX.add(1);
+}
+
+/// Deletes a found session and removes `token` from every index it lists but `skip`.
+fn end_session(ctx: &Context, found: Found, token: &[u8], skip: Option<&[u8]>, event: &str) {
+    let others: Vec<String> = found
+        .index_keys()
+        .into_iter()
+        .filter(|k| Some(k.as_bytes()) != skip)
+        .collect();
+    delete_session(ctx, found, event);
+    for other in &others {
+        index_remove(ctx, other.as_bytes(), &[token]);
+    }
+}
+
+/// Ends the session of `token` if it is a session of ours that lists `index` (an index set
+/// that left the keyspace). Returns whether it did.
+pub(super) fn end_listed_session(
+    ctx: &Context,
+    settings: &Settings,
+    token: &[u8],
+    index: &[u8],
+) -> bool {
+    let Some(found) = find(ctx, settings, token, true) else {
+        return false;
+    };
+    if !found.index_keys().iter().any(|k| k.as_bytes() == index) {
+        return false;
+    }
+    end_session(ctx, found, token, Some(index), EVENT_REVOKE);
+    true
 }
 
 /// True when no key exists for `token`: its session expired or was deleted by hand.
@@ -259,7 +346,8 @@ fn prune_sample(ctx: &Context, settings: &Settings, index: &[u8], live: usize) {
 
 /// [`prune_sample`] for an index set whose size the caller already knows.
 fn prune_sample_of(ctx: &Context, settings: &Settings, index: &[u8], size: usize, live: usize) {
-    if size <= live {
+    // With key events, an index holds exactly its live sessions: there is nothing to prune.
+    if size <= live || capabilities::key_events() {
         return;
     }
     let sample = members(ctx.call("SRANDMEMBER", &[index, PRUNE_SAMPLE]));
@@ -274,8 +362,12 @@ fn prune_sample_of(ctx: &Context, settings: &Settings, index: &[u8], size: usize
 
 /// Deletes a found session's key, replicating `DEL` and raising `event`.
 fn delete_session(ctx: &Context, found: Found, event: &str) {
-    found.key.delete();
-    drop(found.key);
+    {
+        // The command does the index work itself: the key event of this deletion is ours.
+        let _quiet = Quiet::new();
+        found.key.delete();
+        drop(found.key);
+    }
     effects::replicate(ctx, c"DEL", &[found.name.as_slice()]);
     notify(ctx, event, &found.name);
 }
@@ -359,7 +451,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let index = index.as_bytes();
         index_add(ctx, index, token.as_bytes());
         let target = plan.lifetime.index_expire_at(plan.expire_at_ms);
-        let size = raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now);
+        let size = raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now)
+            .unwrap_or(0);
         prune_sample_of(ctx, &settings, index, size, 1);
     }
 
@@ -384,12 +477,20 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let target = lifetime.index_expire_at(expire_at);
     // The walk checks the whole field before it visits anything, so a malformed one (not a
     // session of ours) is refused here with nothing written.
+    let mut every_index_there = true;
     let indexes_ok = found.indexes.as_ref().is_none_or(|indexes| {
         session::visit_index_list(indexes.as_slice(), |index| {
-            raise_index_expiry(ctx, index, expire_at, target, false);
+            let there = raise_index_expiry(ctx, index, expire_at, target, false).is_some();
+            every_index_there &= there;
         })
     });
     if !indexes_ok {
+        stats::VALIDATE_MISSES.add(1);
+        return Ok(RedisValue::Null);
+    }
+    if !every_index_there && !capabilities::key_events() {
+        // See `revocable`: without its index the session could no longer be revoked.
+        end_unrevocable(ctx, found, token.as_slice());
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
     }
@@ -406,7 +507,9 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let now = now_ms();
     match find_arg(ctx, &settings, token, false) {
-        Some(found) if !found.stored.lifetime.is_over(now) => {
+        Some(found)
+            if !found.stored.lifetime.is_over(now) && revocable(ctx, &found) =>
+        {
             Ok(RedisValue::BulkRedisString(found.data))
         }
         _ => Ok(RedisValue::Null),
@@ -429,6 +532,10 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let plan = UpdatedSession::plan(found.data.as_slice(), patch.as_slice(), &settings)
         .map_err(reply_error)?;
+    if !revocable(ctx, &found) {
+        end_unrevocable(ctx, found, token.as_slice());
+        return Ok(RedisValue::Null);
+    }
     let old = &found.index_keys();
     let joined: Vec<String> = plan
         .index_keys
@@ -468,7 +575,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     for (index, created_now) in joined.iter().zip(joined_is_new) {
         index_add(ctx, index.as_bytes(), token);
-        let size = raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, created_now);
+        let size = raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, created_now)
+            .unwrap_or(0);
         prune_sample_of(ctx, &settings, index.as_bytes(), size, 1);
     }
     for index in plan.index_keys.iter().filter(|k| old.contains(k)) {
@@ -527,15 +635,7 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         match find(ctx, &settings, token, true) {
             Some(found) => {
-                let others: Vec<String> = found
-                    .index_keys()
-                    .into_iter()
-                    .filter(|k| k.as_bytes() != index.as_slice())
-                    .collect();
-                delete_session(ctx, found, EVENT_REVOKE);
-                for other in &others {
-                    index_remove(ctx, other.as_bytes(), &[token]);
-                }
+                end_session(ctx, found, token, Some(index.as_slice()), EVENT_REVOKE);
                 removed.push(token);
                 revoked += 1;
             }

@@ -78,9 +78,10 @@ pub fn init_field_names() -> bool {
     true
 }
 
-/// An open key, closed on drop.
+/// An open key, closed on drop (unless it is Redis's own, see [`Key::borrowed`]).
 pub struct Key {
     inner: *mut raw::RedisModuleKey,
+    owned: bool,
 }
 
 impl Key {
@@ -113,7 +114,23 @@ impl Key {
                 open(ctx.get_raw(), name.inner, mode as c_int).cast::<raw::RedisModuleKey>()
             })
         };
-        Key { inner }
+        Key { inner, owned: true }
+    }
+
+    /// A key handle that Redis opened and will close itself (the key a key event is about).
+    ///
+    /// # Safety
+    /// `inner` must be NULL or a key handle that stays open for as long as the `Key` lives.
+    pub unsafe fn borrowed(inner: *mut raw::RedisModuleKey) -> Key {
+        Key {
+            inner,
+            owned: false,
+        }
+    }
+
+    /// The raw handle, for module API calls this wrapper does not cover.
+    pub fn as_ptr(&self) -> *mut raw::RedisModuleKey {
+        self.inner
     }
 
     /// The key's type; a key that could not be opened counts as empty.
@@ -296,7 +313,7 @@ impl Key {
 
 impl Drop for Key {
     fn drop(&mut self) {
-        if !self.inner.is_null() {
+        if self.owned && !self.inner.is_null() {
             // SAFETY: inner was opened by OpenKey and is closed only here.
             unsafe {
                 if let Some(close) = raw::RedisModule_CloseKey {

@@ -1,10 +1,12 @@
 //! The Redis glue: everything that touches the module API lives below here. It converts
 //! Redis strings into domain requests, calls the domain, and turns results into replies.
 
+pub mod capabilities;
 pub mod commands;
 pub mod docs;
 pub mod effects;
 pub mod guard;
+pub mod keyevents;
 pub mod keys;
 pub mod settings;
 pub mod stats;
@@ -39,6 +41,8 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     guard::catch(|| docs::register(ctx), || ());
+    capabilities::detect();
+    capabilities::set_key_events(guard::catch(|| keyevents::subscribe(ctx), || false));
     // Replaces the crate's default INFO callback with the `session` section.
     redis_module::raw::register_info_function(ctx.get_raw(), Some(stats::info));
     let outcome = guard::catch(

@@ -37,6 +37,11 @@ pub static DESTROYED: Counter = Counter::new();
 pub static REVOKED: Counter = Counter::new();
 /// Stale tokens removed from index sets.
 pub static PRUNED: Counter = Counter::new();
+/// Index entries removed because their session left the keyspace (key events).
+pub static INDEX_ENTRIES_FOLLOWED: Counter = Counter::new();
+/// Sessions ended because they lost an index set (evicted, deleted or overwritten), so that
+/// no revocation by value could reach them (fail closed).
+pub static ENDED_WITH_INDEX: Counter = Counter::new();
 
 /// The `INFO` callback: one section named after the module, `session`; Redis prefixes
 /// each field with `session_` (`session_created`, `session_ttl`, ...).
@@ -46,17 +51,33 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_i
 
 fn write_info(ctx: *mut raw::RedisModuleInfoCtx) {
     raw::add_info_section(ctx, None);
-    let counters: [(&str, &Counter); 6] = [
+    let counters: [(&str, &Counter); 8] = [
         ("created", &CREATED),
         ("validate_hits", &VALIDATE_HITS),
         ("validate_misses", &VALIDATE_MISSES),
         ("destroyed", &DESTROYED),
         ("revoked", &REVOKED),
         ("index_entries_pruned", &PRUNED),
+        ("index_entries_removed_by_key_events", &INDEX_ENTRIES_FOLLOWED),
+        ("sessions_ended_by_lost_index", &ENDED_WITH_INDEX),
     ];
     for (name, counter) in counters {
         raw::add_info_field_unsigned_long_long(ctx, name, counter.get());
     }
+    // Which exact mechanisms this server gave the module (decided at load).
+    let yes_no = |on: bool| if on { "yes" } else { "no" };
+    raw::add_info_field_str(ctx, "key_events", yes_no(super::capabilities::key_events()));
+    raw::add_info_field_str(
+        ctx,
+        "slot_functions",
+        yes_no(super::capabilities::slot_functions()),
+    );
+    let indexes = if super::capabilities::key_events() {
+        "exact"
+    } else {
+        "sampled"
+    };
+    raw::add_info_field_str(ctx, "index_mode", indexes);
     let settings = super::settings::current();
     for setting in Setting::ALL {
         let name = setting.name().replace('-', "_");

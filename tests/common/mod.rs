@@ -496,6 +496,36 @@ pub fn repl_offset(c: &mut Conn, field: &str) -> i64 {
         .unwrap()
 }
 
+/// Which server a test runs against, read from `INFO server`, and which module APIs that
+/// server has (the table in the README): the one place tests decide per-server expectations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerKind {
+    /// `redis_version` (Valkey reports the Redis version it is compatible with).
+    pub version: (u32, u32, u32),
+    pub valkey: bool,
+}
+
+impl ServerKind {
+    /// Key events and post-notification jobs: Redis 7.2+, Valkey 8.
+    pub fn key_events(&self) -> bool {
+        self.valkey || self.version >= (7, 2, 0)
+    }
+
+    /// `RedisModule_ClusterKeySlot` and `RedisModule_ClusterCanonicalKeyNameInSlot`: Redis
+    /// 7.4+, Valkey 8.
+    pub fn slot_functions(&self) -> bool {
+        self.valkey || self.version >= (7, 4, 0)
+    }
+}
+
+impl std::fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b, c) = self.version;
+        let name = if self.valkey { "valkey" } else { "redis" };
+        write!(f, "{name} {a}.{b}.{c}")
+    }
+}
+
 /// A connection with helpers that return plain Rust values.
 pub struct Conn {
     inner: redis::Connection,
@@ -648,6 +678,76 @@ impl Conn {
                 keys
             }
             other => panic!("KEYS: {other:?}"),
+        }
+    }
+
+    /// The server this connection talks to (see [`ServerKind`]).
+    pub fn server_kind(&mut self) -> ServerKind {
+        let info = self.string(&["INFO", "server"]);
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+                .map(|v| v.trim().to_string())
+        };
+        let version = field("redis_version").expect("redis_version in INFO server");
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        ServerKind {
+            version: (next(), next(), next()),
+            valkey: field("valkey_version").is_some()
+                || field("server_name").is_some_and(|n| n == "valkey"),
+        }
+    }
+
+    /// A field of `INFO section` (`INFO session` fields carry the `session_` prefix).
+    pub fn info_field(&mut self, section: &str, field: &str) -> Option<String> {
+        let info = self.string(&["INFO", section]);
+        info.lines()
+            .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+            .map(|v| v.trim().to_string())
+    }
+
+    /// Runs commands in one `MULTI`/`EXEC` and returns EXEC's replies. Key-event work (7.2+)
+    /// runs when the transaction ends, so inside it the module's commands see keys changed
+    /// by hand before their events were acted on, as on 7.0.
+    pub fn transaction(&mut self, commands: &[&[&str]]) -> Vec<Value> {
+        self.ok(&["MULTI"]);
+        for args in commands {
+            let queued = self.cmd(args);
+            assert_eq!(
+                queued,
+                Value::SimpleString("QUEUED".into()),
+                "{}",
+                show_args(args)
+            );
+        }
+        match self.cmd(&["EXEC"]) {
+            Value::Array(replies) => replies,
+            other => panic!("EXEC: {other:?}"),
+        }
+    }
+
+    /// Whether the index key's expiry, when it has one, is no earlier than `session_ms` (SPEC
+    /// "Storage"). With key events an index set the module made has none (README,
+    /// "Indexes"), so this holds with -1 there; tests check the -1 themselves.
+    pub fn index_outlives(&mut self, index: &str, session_ms: i64) -> bool {
+        let t = self.pexpiretime(index);
+        t == -1 || t >= session_ms
+    }
+
+    /// Sends many commands in one pipeline; server errors come back as values.
+    pub fn pipeline(&mut self, commands: &[Vec<Vec<u8>>]) -> Vec<Value> {
+        let mut p = redis::Pipeline::new();
+        for args in commands {
+            let mut c = redis::Cmd::new();
+            for a in args {
+                c.arg(a.as_slice());
+            }
+            p.add_command(c);
+        }
+        match self.inner.req_packed_commands(&p.get_packed_pipeline(), 0, commands.len()) {
+            Ok(v) => v,
+            Err(e) => panic!("connection error on a pipeline of {}: {e}", commands.len()),
         }
     }
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the integration suite (`cargo test --release --test '*'`: every test binary in tests/) once
+# per redis-server binary given, and prints one PASS/FAIL line per server, then a summary.
+#
+#   scripts/matrix.sh /path/to/redis-7.2/redis-server /path/to/valkey/redis-server ...
+#   make matrix SERVERS="../shared/servers/*/redis-server"
+#
+# Each run gets the binary through REDIS_SERVER, which tests/common/mod.rs reads (default:
+# `redis-server` on PATH). The module must be built first (`make build`). Exits non-zero when
+# any server fails or no server was given. The output of each run goes to
+# target/matrix/<name>.log; a failing run's test summary lines are printed under its FAIL line.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ $# -eq 0 ]; then
+    echo "matrix: no server binaries given (usage: scripts/matrix.sh BIN...)" >&2
+    exit 2
+fi
+
+mkdir -p target/matrix
+passed=0
+failed=0
+results=()
+for bin in "$@"; do
+    # The harness starts servers from their own temp directories: the path must be absolute.
+    case "$bin" in
+        */*) bin=$(realpath -m "$bin") ;;
+        *) bin=$(command -v "$bin" || echo "$bin") ;;
+    esac
+    if [ ! -x "$bin" ]; then
+        results+=("matrix: FAIL $bin (not an executable file)")
+        failed=$((failed + 1))
+        continue
+    fi
+    version=$("$bin" --version 2>/dev/null | head -n 1)
+    name=$(basename "$(dirname "$bin")")
+    [ "$name" = "." ] && name=$(basename "$bin")
+    log="target/matrix/$name.log"
+    echo "== matrix: $bin ($version) =="
+    start=$(date +%s)
+    REDIS_SERVER="$bin" cargo test --release --test '*' --no-fail-fast ${CARGO_TEST_FLAGS:-} >"$log" 2>&1
+    rc=$?
+    secs=$(( $(date +%s) - start ))
+    tests=$(grep -E '^test result: ' "$log" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')
+    if [ $rc -eq 0 ]; then
+        results+=("matrix: PASS $bin ($tests, ${secs}s)")
+        passed=$((passed + 1))
+    else
+        results+=("matrix: FAIL $bin ($tests, ${secs}s; log: $log)")
+        failed=$((failed + 1))
+        grep -E '^(---- |test .* FAILED|failures:|    [a-z_]+$|error)' "$log" | head -n 40 | sed 's/^/    /'
+    fi
+done
+
+echo
+echo "== matrix summary =="
+printf '%s\n' "${results[@]}"
+echo "servers: $passed passed, $failed failed"
+[ $failed -eq 0 ]
