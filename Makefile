@@ -61,6 +61,15 @@ test: deps build ## Run unit and integration tests, then the examples and the No
 examples: deps build ## Run the client examples (Python, node-redis, ioredis, redis-cli) and the Node package's tests
 	bash scripts/examples.sh
 
+# Server binaries for `make matrix`, by path: SERVERS="/opt/redis-7.4/redis-server ...".
+# By default Debian's redis-server and, where this checkout has them beside it, the servers in
+# ../shared/servers/ (Redis 7.2, 7.4, 8.0, Valkey 8).
+SERVERS ?= redis-server $(wildcard $(CURDIR)/../shared/servers/*/redis-server)
+
+.PHONY: matrix
+matrix: deps build ## Run the integration tests once per server in SERVERS (default: redis-server and ../shared/servers/*), one PASS/FAIL line each
+	bash scripts/matrix.sh $(SERVERS)
+
 # Cases per property for `make fuzz` (`make test` runs proptest's default, 256, in a second).
 FUZZ_CASES ?= 200000
 

@@ -31,6 +31,8 @@ Settings (environment):
   BENCH_PROFILE=1     profile instead of benchmarking (BENCH_PROFILE_SECONDS=5 each)
   REDIS_SESSION_MODULE, REDIS_SERVER, REDIS_BENCHMARK  what to run
   BENCH_OUT=target/bench  where results go
+  BENCH_EXPIRE_N=1000000  sessions for the expiry cost (with against without the module)
+  BENCH_ONLY=expiry|commands  run only the expiry cost, or everything but it
 
 Python 3.7+ standard library only.
 """
@@ -82,6 +84,9 @@ CLIENTS = env_number("BENCH_CLIENTS", 50)
 MEMORY_N = env_number("BENCH_MEMORY_N", 100000)
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 PROFILE_SECONDS = env_number("BENCH_PROFILE_SECONDS", 5.0, float)
+EXPIRE_N = env_number("BENCH_EXPIRE_N", 1000000)
+# BENCH_ONLY=expiry: only the expiry cost; BENCH_ONLY=commands: everything but it.
+ONLY = os.environ.get("BENCH_ONLY", "")
 OUT_DIR = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "target", "bench")
 MODULE = os.environ.get("REDIS_SESSION_MODULE") or os.path.join(
     ROOT, "target", "release", "libredis_session.so")
@@ -238,15 +243,17 @@ def pinned(cpu):
 
 
 class Server:
-    def __init__(self, tmp, cpu):
+    def __init__(self, tmp, cpu, module=True, extra=()):
         self.port = free_port()
-        self.log_path = os.path.join(tmp, "redis.log")
+        self.log_path = os.path.join(tmp, "redis-%d.log" % self.port)
         # taskset execs redis-server, so the pid below is the server's own.
         args = pinned(cpu) + [
             REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", self.log_path,
-            "--daemonize", "no", "--loadmodule", MODULE, "indexes", "user_id",
-        ]
+            "--daemonize", "no",
+        ] + list(extra)
+        if module:
+            args += ["--loadmodule", MODULE, "indexes", "user_id"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = self.proc.pid
@@ -819,6 +826,88 @@ def benchmark(server, conn, server_cpu, client_cpu):
     return results
 
 
+# ---------------------------------------------------------------------------------------
+# The cost of expiry: Redis reaping sessions with the module's key-event handlers (which take
+# each session out of its index in the same step) against the same keys without the module.
+
+def server_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CpuMeter.TICK
+
+
+def expiry_run(tmp, cpu, with_module, n):
+    """Loads `n` sessions in the module's stored layout with plain commands (1 s TTL, active
+    expiry paused), then lets active expiry reap them; returns (wall s, server CPU s)."""
+    server = Server(tmp, cpu, module=with_module, extra=["--enable-debug-command", "yes"])
+    try:
+        conn = Conn(server.port)
+        conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        batch = []
+        for i in range(n):
+            token = "%048x" % (0xabcdef << 160 | i)
+            user = i % (n // 4 or 1)
+            data = STORED_DATA.replace(RAND_USER, str(user + 1))
+            index = "user_id:%d" % (user + 1)
+            batch.append(("HSET", token, "data", data, "ttl", TTL, "deadline", 0, "indexes",
+                          '["%s"]' % index))
+            batch.append(("PEXPIRE", token, 1000))
+            batch.append(("SADD", index, token))
+            if len(batch) >= 3000:
+                conn.pipeline(batch, batch=3000)
+                batch = []
+        if batch:
+            conn.pipeline(batch, batch=3000)
+        time.sleep(1.2)  # every session is now past its expiry, none reaped yet
+        keys = conn.call("DBSIZE")
+        before = server_cpu_seconds(server.pid)
+        start = time.monotonic()
+        conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+        # Without the module the index sets stay (nothing takes the tokens out): done when
+        # only they are left; with key events they empty and go with their last session.
+        left = n // 4 if not with_module or not key_events(conn) else 0
+        while conn.call("DBSIZE") > left:
+            time.sleep(0.01)
+        wall = time.monotonic() - start
+        cpu_s = server_cpu_seconds(server.pid) - before
+        expired = int(conn.info("stats").get("expired_keys", 0))
+        if expired < n:
+            fail("only %d of %d sessions expired" % (expired, n))
+        conn.close()
+        return {"keys": keys, "wall_s": wall, "server_cpu_s": cpu_s}
+    finally:
+        server.stop()
+
+
+def key_events(conn):
+    try:
+        return conn.info("session").get("session_key_events") == "yes"
+    except ReplyError:
+        return False
+
+
+def measure_expiry(tmp, cpu):
+    n = EXPIRE_N
+    log("expiry of %d sessions without the module" % n)
+    without = expiry_run(tmp, cpu, False, n)
+    log("expiry of %d sessions with the module" % n)
+    with_module = expiry_run(tmp, cpu, True, n)
+    return {"n": n, "without": without, "with": with_module,
+            "wall_ratio": with_module["wall_s"] / without["wall_s"],
+            "cpu_ratio": with_module["server_cpu_s"] / max(without["server_cpu_s"], 1e-9)}
+
+
+def render_expiry(e):
+    lines = ["expiry of %s sessions by active expiry (server CPU while reaping; wall time until "
+             "all are gone)" % "{:,}".format(e["n"]), "-" * 86]
+    for label, run in (("without the module (index entries stay)", e["without"]),
+                       ("with the module (key events take each out)", e["with"])):
+        lines.append("%-50s %8.2f s CPU %8.2f s wall" % (label, run["server_cpu_s"],
+                                                          run["wall_s"]))
+    lines.append("%-50s %8.2fx     %8.2fx" % ("with / without", e["cpu_ratio"], e["wall_ratio"]))
+    return "\n".join(lines)
+
+
 def perf_top(data_path, options, limit, only=None):
     out = command_output(["perf", "report", "-i", data_path, "--stdio", "-g", "none",
                           "--percent-limit", "0.05"] + options)
@@ -917,8 +1006,16 @@ def main():
         if PROFILE:
             profile(server, conn, client_cpu)
             return
-        results = benchmark(server, conn, server_cpu, client_cpu)
-        table = render(results)
+        if ONLY == "expiry":
+            results = {"machine": machine(conn), "minutes": 0}
+            tables = []
+        else:
+            results = benchmark(server, conn, server_cpu, client_cpu)
+            tables = [render(results)]
+        if ONLY != "commands":
+            results["expiry"] = measure_expiry(tmp, server_cpu)
+            tables.append(render_expiry(results["expiry"]))
+        table = "\n\n".join(tables)
         os.makedirs(OUT_DIR, exist_ok=True)
         with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
             json.dump(results, f, indent=1)

@@ -34,8 +34,12 @@ for bin in "$@"; do
         continue
     fi
     version=$("$bin" --version 2>/dev/null | head -n 1)
+    # Logs are named after the binary's folder (redis-7.4.1), or its version when it sits
+    # in a system folder (/usr/bin/redis-server: redis-server-7.0.15).
     name=$(basename "$(dirname "$bin")")
-    [ "$name" = "." ] && name=$(basename "$bin")
+    case "$name" in
+        bin | sbin | . | /) name="$(basename "$bin")-$(sed -n 's/.* v=\([^ ]*\).*/\1/p' <<<"$version")" ;;
+    esac
     log="target/matrix/$name.log"
     echo "== matrix: $bin ($version) =="
     start=$(date +%s)

@@ -704,7 +704,12 @@ mod tests {
             (b"x:user_id:1", false),
         ];
         for (name, want) in cases {
-            assert_eq!(is_index_key(&s, name), want, "{}", String::from_utf8_lossy(name));
+            assert_eq!(
+                is_index_key(&s, name),
+                want,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
         }
         s.index_prefix = "idx:".into();
         assert!(is_index_key(&s, b"idx:user_id:150"));
@@ -720,7 +725,10 @@ mod tests {
         assert_eq!(token_of_key(&s, b"abcd"), None);
         s.key_prefix = "sess:".into();
         let prefixed = format!("sess:{token}");
-        assert_eq!(token_of_key(&s, prefixed.as_bytes()), Some(token.as_bytes()));
+        assert_eq!(
+            token_of_key(&s, prefixed.as_bytes()),
+            Some(token.as_bytes())
+        );
         assert_eq!(token_of_key(&s, token.as_bytes()), None);
     }
 

@@ -92,7 +92,11 @@ fn sessions_that_expire_leave_every_index_at_once() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert_eq!(removed, 90 * 2, "one removal per short session and index");
-    assert_eq!(c.dbsize(), 40 + 20 + 3, "long sessions, their users and tenants");
+    assert_eq!(
+        c.dbsize(),
+        40 + 20 + 3,
+        "long sessions, their users and tenants"
+    );
     sync_replica(&mut c, &replica);
     assert_eq!(snapshot(&mut replica.conn()), snapshot(&mut c));
 }
@@ -115,7 +119,11 @@ fn sessions_expired_lazily_leave_their_index_in_the_same_command() {
         .map(|_| c.create(r#"{"user_id":1}"#, &["TTL", "1"]).token)
         .collect();
     sleep(Duration::from_millis(1200));
-    assert_eq!(c.smembers("user_id:1").len(), 6, "nothing looked the keys up yet");
+    assert_eq!(
+        c.smembers("user_id:1").len(),
+        6,
+        "nothing looked the keys up yet"
+    );
     for (i, token) in short.iter().enumerate() {
         // Each lookup, by a plain command or the module's, reaps one key and its entry.
         if i % 2 == 0 {
@@ -147,7 +155,11 @@ fn sessions_deleted_or_overwritten_by_hand_leave_their_indexes() {
     c.ok(&["HSET", &t[3], "data", "{}"]); // a field write is not an overwrite: still a session
     assert_eq!(c.smembers("user_id:5"), set_of(&[&t[3], &t[4]]));
     assert_eq!(c.smembers("tenant_id:a"), set_of(&[&t[3], &t[4]]));
-    assert_eq!(c.string(&["GET", &t[2]]), "over", "the new value is left alone");
+    assert_eq!(
+        c.string(&["GET", &t[2]]),
+        "over",
+        "the new value is left alone"
+    );
     // RESTORE ... REPLACE over a session overwrites it too.
     let dump = c.cmd(&["DUMP", &t[2]]);
     let redis::Value::BulkString(dump) = dump else {
@@ -223,7 +235,9 @@ fn exact_indexes_have_no_expiry_and_end_with_their_last_session() {
     if without_key_events(&mut c, "exact_indexes_have_no_expiry") {
         return;
     }
-    let a = c.create(r#"{"user_id":1,"tenant_id":"x"}"#, &["TTL", "60"]).token;
+    let a = c
+        .create(r#"{"user_id":1,"tenant_id":"x"}"#, &["TTL", "60"])
+        .token;
     let b = c.create(r#"{"user_id":1}"#, &["TTL", "1"]).token;
     assert_eq!(c.pexpiretime("user_id:1"), -1);
     assert_eq!(c.pexpiretime("tenant_id:x"), -1);
@@ -252,7 +266,11 @@ fn info_says_which_mechanisms_this_server_gave_the_module() {
         Some(yes_no(kind.slot_functions())),
         "{kind}"
     );
-    let mode = if kind.key_events() { "exact" } else { "sampled" };
+    let mode = if kind.key_events() {
+        "exact"
+    } else {
+        "sampled"
+    };
     assert_eq!(
         c.info_field("session", "session_index_mode").as_deref(),
         Some(mode)

@@ -1001,7 +1001,10 @@ fn update_gives_the_joined_index_an_expiry_at_least_the_sessions() {
         assert_eq!(c.pexpiretime("tenant_id:new"), -1);
         assert_eq!(c.pexpiretime("user_id:151"), -1);
     } else {
-        assert!(c.pexpiretime("tenant_id:new") > 0, "new index has no expiry");
+        assert!(
+            c.pexpiretime("tenant_id:new") > 0,
+            "new index has no expiry"
+        );
     }
     assert!(c.validate(&short.token).is_some());
 }
@@ -1089,9 +1092,16 @@ fn update_leaving_an_index_key_of_another_type_leaves_it_alone() {
     if key_events {
         assert!(matches!(replies[2], Value::BulkString(_)), "{replies:?}");
         assert_eq!(c.smembers("user_id:151"), set_of(&[&moved.token]));
-        assert_eq!(indexes_field(&mut c, &moved.token), set_of(&["user_id:151"]));
+        assert_eq!(
+            indexes_field(&mut c, &moved.token),
+            set_of(&["user_id:151"])
+        );
     } else {
-        assert_eq!(replies[2], Value::Nil, "7.0 sees the replaced key: fail closed");
+        assert_eq!(
+            replies[2],
+            Value::Nil,
+            "7.0 sees the replaced key: fail closed"
+        );
         assert!(!c.exists(&moved.token) && !c.exists("user_id:151"));
     }
 }

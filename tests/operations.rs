@@ -623,7 +623,14 @@ fn info_session_lists_every_field() {
         ("session_sessions_ended_by_lost_index", "0"),
         ("session_key_events", yes_no(kind.key_events())),
         ("session_slot_functions", yes_no(kind.slot_functions())),
-        ("session_index_mode", if kind.key_events() { "exact" } else { "sampled" }),
+        (
+            "session_index_mode",
+            if kind.key_events() {
+                "exact"
+            } else {
+                "sampled"
+            },
+        ),
         ("session_ttl", "3600"),
         ("session_token_bytes", "24"),
         ("session_indexes", "user_id"),
@@ -686,7 +693,12 @@ fn info_session_counters_move_exactly() {
     assert_eq!(c.int(&["SESSION.DESTROY", UNKNOWN_TOKEN]), 0);
     let now = assert_counters(&mut c, now, [0, 0, 0, 1, 0, 0, 0, 0], "DESTROY once");
     assert!(c.validate(&d).is_none());
-    let now = assert_counters(&mut c, now, [0, 0, 1, 0, 0, 0, 0, 0], "VALIDATE of destroyed");
+    let now = assert_counters(
+        &mut c,
+        now,
+        [0, 0, 1, 0, 0, 0, 0, 0],
+        "VALIDATE of destroyed",
+    );
 
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 2);
     assert!(c.validate(&b).is_none());
@@ -703,7 +715,11 @@ fn info_session_counters_move_exactly() {
     let listed = to_json(&c.ok(&["SESSION.LIST", "user_id", "7"]));
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(c.smembers("user_id:7"), BTreeSet::from([seven[2].clone()]));
-    let delta = if ke { [0, 0, 0, 0, 0, 0, 2, 0] } else { [0, 0, 0, 0, 0, 2, 0, 0] };
+    let delta = if ke {
+        [0, 0, 0, 0, 0, 0, 2, 0]
+    } else {
+        [0, 0, 0, 0, 0, 2, 0, 0]
+    };
     let now = assert_counters(&mut c, now, delta, "LIST pruning 2");
 
     // REVOKEINDEX counts the live ones as revoked and the stale ones as pruned.
@@ -712,7 +728,11 @@ fn info_session_counters_move_exactly() {
         .collect();
     assert_eq!(c.int(&["DEL", &eight[0]]), 1);
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "8"]), 2);
-    let delta = if ke { [3, 0, 0, 0, 2, 0, 1, 0] } else { [3, 0, 0, 0, 2, 1, 0, 0] };
+    let delta = if ke {
+        [3, 0, 0, 0, 2, 0, 1, 0]
+    } else {
+        [3, 0, 0, 0, 2, 1, 0, 0]
+    };
     let now = assert_counters(&mut c, now, delta, "REVOKEINDEX 2 + 1 stale");
 
     // A write to an index prunes a sample of it.
@@ -725,7 +745,11 @@ fn info_session_counters_move_exactly() {
         !c.exists("user_id:9"),
         "DESTROY left the stale token behind"
     );
-    let delta = if ke { [2, 0, 0, 1, 0, 0, 1, 0] } else { [2, 0, 0, 1, 0, 1, 0, 0] };
+    let delta = if ke {
+        [2, 0, 0, 1, 0, 0, 1, 0]
+    } else {
+        [2, 0, 0, 1, 0, 1, 0, 0]
+    };
     let now = assert_counters(&mut c, now, delta, "DESTROY pruning 1");
 
     // A session whose index set was deleted by hand ends (at once with key events, at its

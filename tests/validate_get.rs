@@ -133,7 +133,11 @@ fn validate_ends_a_session_whose_index_key_was_replaced_and_leaves_that_key_alon
     c.ok(&["DEL", "user_id:150"]);
     c.ok(&["SET", "user_id:150", "precious", "PX", "100000"]);
     let exp = c.pexpiretime("user_id:150");
-    assert_eq!(c.get(&created.token), None, "GET of a session without its index");
+    assert_eq!(
+        c.get(&created.token),
+        None,
+        "GET of a session without its index"
+    );
     assert_eq!(c.validate(&created.token), None, "the session ended");
     assert!(!c.exists(&created.token));
     assert_eq!(c.smembers("tenant_id:t"), [other.token.clone()].into());

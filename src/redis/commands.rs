@@ -170,17 +170,6 @@ fn read_session(
     Some((data?, indexes, stored))
 }
 
-/// The index keys of the session held by an open key (for the key-event handler, which is
-/// given the key of a session that is leaving), or `None` when it is not a session of ours.
-pub(super) fn stored_index_keys(ctx: &Context, key: &Key) -> Option<Vec<Vec<u8>>> {
-    let (_, indexes, _) = read_session(ctx, key, true)?;
-    let Some(indexes) = indexes else {
-        return Some(Vec::new());
-    };
-    let mut keys = Vec::new();
-    session::visit_index_list(indexes.as_slice(), |k| keys.push(k.to_vec())).then_some(keys)
-}
-
 /// The kind of the key `name`, without keeping it open.
 fn kind_of(ctx: &Context, name: &[u8]) -> Kind {
     Key::probe(ctx, &string(ctx, name)).kind()
@@ -451,8 +440,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         let index = index.as_bytes();
         index_add(ctx, index, token.as_bytes());
         let target = plan.lifetime.index_expire_at(plan.expire_at_ms);
-        let size = raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now)
-            .unwrap_or(0);
+        let size =
+            raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now).unwrap_or(0);
         prune_sample_of(ctx, &settings, index, size, 1);
     }
 
@@ -507,9 +496,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let now = now_ms();
     match find_arg(ctx, &settings, token, false) {
-        Some(found)
-            if !found.stored.lifetime.is_over(now) && revocable(ctx, &found) =>
-        {
+        Some(found) if !found.stored.lifetime.is_over(now) && revocable(ctx, &found) => {
             Ok(RedisValue::BulkRedisString(found.data))
         }
         _ => Ok(RedisValue::Null),

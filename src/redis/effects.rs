@@ -77,20 +77,34 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
 /// its place among the command's effects. Buffers go in as they are (`b`), and the reply is
 /// only checked for being an error. Returns whether the token was added or already there.
 pub fn sadd_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
+    set_call_replicated(ctx, c"SADD", index, token).is_some()
+}
+
+/// `SREM <index> <token>` the same way (replicated by Redis only when it removed something;
+/// an index key of another type gets WRONGTYPE and is not touched). Returns whether the token
+/// was there.
+pub fn srem_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
+    set_call_replicated(ctx, c"SREM", index, token).is_some_and(|n| n > 0)
+}
+
+/// `<command> <index> <token>` through `RM_Call` with the `!` flag; the integer reply, or
+/// `None` for an error reply.
+fn set_call_replicated(ctx: &Context, command: &CStr, index: &[u8], token: &[u8]) -> Option<i64> {
     // SAFETY: the API table is filled once at load, before any command runs.
-    let (Some(call), Some(reply_type), Some(free)) = (
+    let (Some(call), Some(reply_type), Some(integer), Some(free)) = (
         unsafe { raw::RedisModule_Call },
         unsafe { raw::RedisModule_CallReplyType },
+        unsafe { raw::RedisModule_CallReplyInteger },
         unsafe { raw::RedisModule_FreeCallReply },
     ) else {
-        return false;
+        return None;
     };
     // SAFETY: "!bb" takes two buffers, each a pointer and its length, which outlive the
     // call; the reply, if any, is freed exactly once below.
     unsafe {
         let reply = call(
             ctx.get_raw(),
-            c"SADD".as_ptr(),
+            command.as_ptr(),
             c"!bb".as_ptr(),
             index.as_ptr().cast::<c_char>(),
             index.len(),
@@ -98,10 +112,11 @@ pub fn sadd_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
             token.len(),
         );
         if reply.is_null() {
-            return false;
+            return None;
         }
-        let ok = reply_type(reply) == raw::REDISMODULE_REPLY_INTEGER as i32;
+        let n =
+            (reply_type(reply) == raw::REDISMODULE_REPLY_INTEGER as i32).then(|| integer(reply));
         free(reply);
-        ok
+        n
     }
 }

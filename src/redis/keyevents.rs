@@ -25,25 +25,32 @@ use redis_module::{raw, Context};
 use crate::session;
 
 use super::commands;
-use super::keys::{Key, Kind};
-use super::{guard, settings, stats};
+use super::keys::{Field, Key, Kind};
+use super::{effects, guard, settings, stats};
 
 /// `RedisModuleEvent_Key` (not exported by the crate's bindings): event id 17, data version 1.
 const KEY_EVENT: raw::RedisModuleEvent = raw::RedisModuleEvent {
-    id: raw::REDISMODULE_EVENT_KEY as u64,
+    id: raw::REDISMODULE_EVENT_KEY,
     dataver: 1,
 };
 
 /// How many [`Quiet`] guards are alive: while one is, key events are the module's own doing.
 static QUIET: AtomicUsize = AtomicUsize::new(0);
 
-/// Marks the module's own key deletions, whose index work the command does itself.
+/// Marks the module's own key deletions, whose index work the command does itself: key
+/// events raised while one is alive are ignored.
 pub struct Quiet(());
 
 impl Quiet {
     pub fn new() -> Quiet {
         QUIET.fetch_add(1, Ordering::Relaxed);
         Quiet(())
+    }
+}
+
+impl Default for Quiet {
+    fn default() -> Quiet {
+        Quiet::new()
     }
 }
 
@@ -76,9 +83,15 @@ pub fn subscribe(ctx: &Context) -> bool {
 /// What a job has to do, decided in the event callback from the key that is leaving.
 enum Job {
     /// A session left: remove its token from these index sets.
-    SessionLeft { token: Vec<u8>, indexes: Vec<Vec<u8>> },
+    SessionLeft {
+        token: Vec<u8>,
+        indexes: Vec<Vec<u8>>,
+    },
     /// An index set left: end the live sessions among its members that list it.
-    IndexLeft { index: Vec<u8>, members: Vec<Vec<u8>> },
+    IndexLeft {
+        index: Vec<u8>,
+        members: Vec<Vec<u8>>,
+    },
 }
 
 /// The key-event callback: reads the leaving key and queues the job that fixes the indexes.
@@ -117,9 +130,16 @@ fn job_for(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) -> Option<Job> {
     let settings = settings::current();
     match kind {
         Kind::Hash => {
+            // Only the `indexes` field is read: whatever wrote this hash, a token whose key
+            // leaves is no longer a live session, so taking it out of a set that lists it is
+            // right (and a set of another type is never written, SREM refuses it).
             let token = session::token_of_key(&settings, name)?;
             let context = Context::new(ctx);
-            let indexes = commands::stored_index_keys(&context, &key)?;
+            let field = key.hash_get(&context, Field::Indexes)?;
+            let mut indexes = Vec::new();
+            if !session::visit_index_list(field.as_slice(), |k| indexes.push(k.to_vec())) {
+                return None;
+            }
             (!indexes.is_empty()).then(|| Job::SessionLeft {
                 token: token.to_vec(),
                 indexes,
@@ -241,16 +261,16 @@ unsafe extern "C" fn run_job(ctx: *mut raw::RedisModuleCtx, pd: *mut c_void) {
 }
 
 fn run(ctx: &Context, job: &Job) {
-    let settings = settings::current();
     match job {
         Job::SessionLeft { token, indexes } => {
             for index in indexes {
-                if commands::index_remove(ctx, index, &[token]) {
+                if effects::srem_replicated(ctx, index, token) {
                     stats::INDEX_ENTRIES_FOLLOWED.add(1);
                 }
             }
         }
         Job::IndexLeft { index, members } => {
+            let settings = settings::current();
             for token in members {
                 if commands::end_listed_session(ctx, &settings, token, index) {
                     stats::ENDED_WITH_INDEX.add(1);

@@ -182,6 +182,28 @@ impl Key {
         })
     }
 
+    /// Reads one hash field; `None` when it is missing or the key is not a hash.
+    pub fn hash_get(&self, ctx: &Context, field: Field) -> Option<RedisString> {
+        let name = field.redis_name();
+        if self.inner.is_null() || name.is_null() || self.kind() != Kind::Hash {
+            return None;
+        }
+        let mut value: *mut raw::RedisModuleString = ptr::null_mut();
+        // SAFETY: the API table is filled once at load, before any command runs.
+        let get = unsafe { raw::RedisModule_HashGet }?;
+        // SAFETY: inner is an open hash key; one Redis-string field, its out-pointer, NULL.
+        unsafe {
+            get(
+                self.inner,
+                raw::REDISMODULE_HASH_NONE as c_int,
+                name,
+                &mut value as *mut *mut raw::RedisModuleString,
+                ptr::null::<c_char>(),
+            );
+        }
+        (!value.is_null()).then(|| RedisString::from_redis_module_string(ctx.get_raw(), value))
+    }
+
     /// Sets one hash field.
     pub fn hash_set(&self, field: Field, value: &RedisString) -> bool {
         self.raw_hash_set(field, value.inner)

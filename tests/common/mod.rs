@@ -745,7 +745,10 @@ impl Conn {
             }
             p.add_command(c);
         }
-        match self.inner.req_packed_commands(&p.get_packed_pipeline(), 0, commands.len()) {
+        match self
+            .inner
+            .req_packed_commands(&p.get_packed_pipeline(), 0, commands.len())
+        {
             Ok(v) => v,
             Err(e) => panic!("connection error on a pipeline of {}: {e}", commands.len()),
         }
