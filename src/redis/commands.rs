@@ -7,6 +7,8 @@
 //! the `!` flag, so that Redis replicates it itself; every other effect is replicated with
 //! `RM_Replicate` right after it is made, keeping the order of effects.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::config::Settings;
@@ -256,24 +258,52 @@ pub(super) fn index_remove<T: AsRef<[u8]>>(ctx: &Context, index: &[u8], tokens: 
     }
 }
 
-/// On servers without key events (7.0): whether every index set the session lists still
-/// exists. One that is gone (evicted, deleted by hand, replaced by another type) has taken
-/// the session's revocation path with it, so the session is ended instead of served (fail
-/// closed), as key events do at once on 7.2+. Membership itself is not checked: the only
-/// way to ask is `SISMEMBER` through `RM_Call`, which costs a fifth of VALIDATE's
-/// throughput and shows the token in MONITOR on 7.0 (README, "Eviction").
-fn revocable(ctx: &Context, found: &Found) -> bool {
+/// On servers without key events (7.0): whether the session can still be revoked by every
+/// index its `indexes` field lists. Without eviction the index set existing is enough (it
+/// goes only by `DEL` by hand, which takes the whole set). Where the server may evict keys
+/// (`maxmemory` with an evicting policy, now or earlier in this process: [`evicting`]) an
+/// evicted set can be made again by the user's next
+/// login without the old tokens, so membership itself is checked, with `SISMEMBER` through
+/// `RM_Call`: the module API of 7.0 has no other set lookup (it costs VALIDATE a fifth of its
+/// throughput and shows in MONITOR, as the index `SADD`s do; README, "Eviction"). A session
+/// that fails is ended instead of served (fail closed), as key events do at once on 7.2+.
+fn revocable(ctx: &Context, found: &Found, token: &[u8]) -> bool {
     if capabilities::key_events() {
         return true;
     }
     let Some(indexes) = &found.indexes else {
         return true;
     };
+    let members_checked = evicting(ctx);
     let mut all = true;
     let well_formed = session::visit_index_list(indexes.as_slice(), |index| {
-        all = all && kind_of(ctx, index) == Kind::Set;
+        all = all
+            && if members_checked {
+                effects::sismember(ctx, index, token)
+            } else {
+                kind_of(ctx, index) == Kind::Set
+            };
     });
     well_formed && all
+}
+
+/// Set once a command of this process has seen an evicting `maxmemory` policy: sets evicted
+/// then stay a possibility (an orphan outlives a later `CONFIG SET maxmemory 0`).
+static EVICTION_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether this server may evict keys on its own (`maxmemory` with a policy other than
+/// `noeviction`), now or at any time since the module was loaded.
+fn evicting(ctx: &Context) -> bool {
+    if EVICTION_SEEN.load(Ordering::Relaxed) {
+        return true;
+    }
+    // SAFETY: the API table is filled once at load; ctx is the running command's context.
+    let flags = unsafe { raw::RedisModule_GetContextFlags.map_or(0, |f| f(ctx.get_raw())) };
+    let now = flags as u32 & raw::REDISMODULE_CTX_FLAGS_EVICT != 0;
+    if now {
+        EVICTION_SEEN.store(true, Ordering::Relaxed);
+    }
+    now
 }
 
 /// Ends a session that lost its revocation path (fail closed), leaving its other indexes.
@@ -401,6 +431,10 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let plan = NewSession::plan(data.as_slice(), options, &settings, now).map_err(reply_error)?;
     // Every check happens before the first write, so a refused CREATE writes nothing.
     let index_is_new = check_indexes(ctx, &plan.index_keys)?;
+    if !capabilities::key_events() && !plan.index_keys.is_empty() {
+        // Notes whether eviction is on while sessions are made (see `revocable`).
+        evicting(ctx);
+    }
 
     let token_bytes = usize::try_from(settings.token_bytes).unwrap_or(24);
     let mut rng = rand::rng();
@@ -466,10 +500,13 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let target = lifetime.index_expire_at(expire_at);
     // The walk checks the whole field before it visits anything, so a malformed one (not a
     // session of ours) is refused here with nothing written.
+    // See `revocable`: on 7.0 under eviction the token's membership is checked too.
+    let members_checked = !capabilities::key_events() && evicting(ctx);
     let mut every_index_there = true;
     let indexes_ok = found.indexes.as_ref().is_none_or(|indexes| {
         session::visit_index_list(indexes.as_slice(), |index| {
-            let there = raise_index_expiry(ctx, index, expire_at, target, false).is_some();
+            let there = raise_index_expiry(ctx, index, expire_at, target, false).is_some()
+                && (!members_checked || effects::sismember(ctx, index, token.as_slice()));
             every_index_there &= there;
         })
     });
@@ -496,7 +533,9 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let now = now_ms();
     match find_arg(ctx, &settings, token, false) {
-        Some(found) if !found.stored.lifetime.is_over(now) && revocable(ctx, &found) => {
+        Some(found)
+            if !found.stored.lifetime.is_over(now) && revocable(ctx, &found, token.as_slice()) =>
+        {
             Ok(RedisValue::BulkRedisString(found.data))
         }
         _ => Ok(RedisValue::Null),
@@ -519,7 +558,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let plan = UpdatedSession::plan(found.data.as_slice(), patch.as_slice(), &settings)
         .map_err(reply_error)?;
-    if !revocable(ctx, &found) {
+    if !revocable(ctx, &found, token.as_slice()) {
         end_unrevocable(ctx, found, token.as_slice());
         return Ok(RedisValue::Null);
     }

@@ -77,19 +77,31 @@ pub fn replicate(ctx: &Context, command: &CStr, args: &[&[u8]]) {
 /// its place among the command's effects. Buffers go in as they are (`b`), and the reply is
 /// only checked for being an error. Returns whether the token was added or already there.
 pub fn sadd_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
-    set_call_replicated(ctx, c"SADD", index, token).is_some()
+    set_call(ctx, c"SADD", c"!bb", index, token).is_some()
 }
 
 /// `SREM <index> <token>` the same way (replicated by Redis only when it removed something;
 /// an index key of another type gets WRONGTYPE and is not touched). Returns whether the token
 /// was there.
 pub fn srem_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
-    set_call_replicated(ctx, c"SREM", index, token).is_some_and(|n| n > 0)
+    set_call(ctx, c"SREM", c"!bb", index, token).is_some_and(|n| n > 0)
 }
 
-/// `<command> <index> <token>` through `RM_Call` with the `!` flag; the integer reply, or
-/// `None` for an error reply.
-fn set_call_replicated(ctx: &Context, command: &CStr, index: &[u8], token: &[u8]) -> Option<i64> {
+/// `SISMEMBER <index> <token>`: whether the token is in the set (false for a missing key or
+/// one of another type).
+pub fn sismember(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
+    set_call(ctx, c"SISMEMBER", c"bb", index, token) == Some(1)
+}
+
+/// `<command> <index> <token>` through `RM_Call` with `format` (`"bb"`, or `"!bb"` to have
+/// Redis replicate it); the integer reply, or `None` for an error reply.
+fn set_call(
+    ctx: &Context,
+    command: &CStr,
+    format: &CStr,
+    index: &[u8],
+    token: &[u8],
+) -> Option<i64> {
     // SAFETY: the API table is filled once at load, before any command runs.
     let (Some(call), Some(reply_type), Some(integer), Some(free)) = (
         unsafe { raw::RedisModule_Call },
@@ -99,13 +111,13 @@ fn set_call_replicated(ctx: &Context, command: &CStr, index: &[u8], token: &[u8]
     ) else {
         return None;
     };
-    // SAFETY: "!bb" takes two buffers, each a pointer and its length, which outlive the
-    // call; the reply, if any, is freed exactly once below.
+    // SAFETY: the format is "bb" or "!bb": two buffers, each a pointer and its length, which
+    // outlive the call; the reply, if any, is freed exactly once below.
     unsafe {
         let reply = call(
             ctx.get_raw(),
             command.as_ptr(),
-            c"!bb".as_ptr(),
+            format.as_ptr(),
             index.as_ptr().cast::<c_char>(),
             index.len(),
             token.as_ptr().cast::<c_char>(),
