@@ -32,7 +32,8 @@ Settings (environment):
   REDIS_SESSION_MODULE, REDIS_SERVER, REDIS_BENCHMARK  what to run
   BENCH_OUT=target/bench  where results go
   BENCH_EXPIRE_N=1000000  sessions for the expiry cost (with against without the module)
-  BENCH_ONLY=expiry|commands  run only the expiry cost, or everything but it
+  BENCH_ONLY=expiry|memory|commands  only the expiry cost, only the memory per session, or
+                      everything but the expiry cost
 
 Python 3.7+ standard library only.
 """
@@ -415,7 +416,7 @@ def create_sessions(conn, user_ids):
 
 def preload(conn):
     """FLUSHALL, then 10,000 sessions of users 1..10,000 and 100 of the LIST user."""
-    conn.call("FLUSHALL")
+    conn.call("FLUSHALL", "SYNC")
     tokens = create_sessions(conn, range(1, PRELOAD + 1))
     create_sessions(conn, [LIST_USER] * LIST_N)
     return tokens
@@ -497,7 +498,7 @@ def measure_list(conn):
 
 def measure_memory(conn):
     """Bytes per session: ours (SESSION.CREATE) and the original library's layout."""
-    conn.call("FLUSHALL")
+    conn.call("FLUSHALL", "SYNC")
     before = conn.used_memory()
     tokens = create_sessions(conn, range(1, MEMORY_N + 1))
     ours = (conn.used_memory() - before) / MEMORY_N
@@ -506,7 +507,7 @@ def measure_memory(conn):
 
     # For reference: the same with session hashes small enough to stay listpacks. Our
     # `data` field is longer than the default hash-max-listpack-value (64 bytes).
-    conn.call("FLUSHALL")
+    conn.call("FLUSHALL", "SYNC")
     default_value = conn.call("CONFIG", "GET", "hash-max-listpack-value")[1]
     conn.call("CONFIG", "SET", "hash-max-listpack-value", "256")
     before = conn.used_memory()
@@ -514,7 +515,7 @@ def measure_memory(conn):
     ours_listpack = (conn.used_memory() - before) / MEMORY_N
     conn.call("CONFIG", "SET", "hash-max-listpack-value", default_value)
 
-    conn.call("FLUSHALL")
+    conn.call("FLUSHALL", "SYNC")
     before = conn.used_memory()
     commands = []
     for user in range(1, MEMORY_N + 1):
@@ -526,7 +527,7 @@ def measure_memory(conn):
     conn.pipeline(commands, batch=3000)
     original = (conn.used_memory() - before) / MEMORY_N
     original_keys = conn.call("DBSIZE")
-    conn.call("FLUSHALL")
+    conn.call("FLUSHALL", "SYNC")
     return {"ours": ours, "original": original, "ratio": ours / original,
             "ours_keys": ours_keys, "original_keys": original_keys,
             "ours_listpack": ours_listpack, "hash_max_listpack_value": default_value.decode(),
@@ -683,7 +684,12 @@ def render(results):
         "SESSION.LIST, user with %d sessions" % LIST_N,
         median(ls["client_ms"]), "%.3f" % median(ls["server_ms"]) if ls["server_ms"] else "-"))
     lines.append("")
-    mem = results["memory"]
+    lines += render_memory(results["memory"]).split("\n")
+    return "\n".join(lines)
+
+
+def render_memory(mem):
+    lines = []
     lines.append("memory per session (%s sessions, distinct user_id; our session hashes are "
                  "%s at hash-max-listpack-value %s)"
                  % ("{:,}".format(MEMORY_N), mem["encoding"], mem["hash_max_listpack_value"]))
@@ -710,7 +716,7 @@ def loadavg():
 
 def write_run(conn, port, client_cpu, pipeline, name, requests, writes):
     """One write benchmark from an empty database; checks that the writes happened."""
-    conn.call("FLUSHALL")
+    conn.call("FLUSHALL", "SYNC")
     run = redis_benchmark(port, client_cpu, pipeline, requests, writes[name], rand=True)
     run.keys = conn.call("DBSIZE")
     expected = KEYS_PER_WRITE[name] * requests
@@ -758,7 +764,7 @@ def benchmark(server, conn, server_cpu, client_cpu):
     tokens = preload(conn)
 
     log("calibrating request counts so that every run lasts at least %gs" % SECONDS)
-    flush = lambda: conn.call("FLUSHALL")  # noqa: E731
+    flush = lambda: conn.call("FLUSHALL", "SYNC")  # noqa: E731
     plan = {}
     for p in PIPELINES:
         plan[str(p)] = {}
@@ -809,7 +815,7 @@ def benchmark(server, conn, server_cpu, client_cpu):
                 results["write_keys"].append({"rep": rep + 1, "pipeline": p, "command": name,
                                               "requests": run.requests, "keys": run.keys})
                 record(results, p, name, run)
-        conn.call("FLUSHALL")
+        conn.call("FLUSHALL", "SYNC")
 
         for p in PIPELINES:
             r = results["runs"][str(p)]
@@ -939,7 +945,7 @@ def profile(server, conn, client_cpu):
     report = []
     for name, args, rand in loads:
         if name == "create":
-            conn.call("FLUSHALL")
+            conn.call("FLUSHALL", "SYNC")
         # Far more requests than it can send before it is stopped after the recording.
         cmd = pinned(client_cpu) + [
             REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(server.port), "-c", str(CLIENTS),
@@ -1006,13 +1012,17 @@ def main():
         if PROFILE:
             profile(server, conn, client_cpu)
             return
-        if ONLY == "expiry":
+        if ONLY == "memory":
+            results = {"machine": machine(conn), "minutes": 0,
+                       "memory": measure_memory(conn)}
+            tables = [render_memory(results["memory"])]
+        elif ONLY == "expiry":
             results = {"machine": machine(conn), "minutes": 0}
             tables = []
         else:
             results = benchmark(server, conn, server_cpu, client_cpu)
             tables = [render(results)]
-        if ONLY != "commands":
+        if ONLY in ("", "expiry"):
             results["expiry"] = measure_expiry(tmp, server_cpu)
             tables.append(render_expiry(results["expiry"]))
         table = "\n\n".join(tables)

@@ -47,6 +47,10 @@ pub struct CommandDoc {
     pub arity: i32,
     /// The key at argument 1, when the command declares one.
     pub key: Option<KeyUse>,
+    /// The ACL categories its flags imply (`@write`/`@read`, `@fast`/`@slow`), given to
+    /// `RedisModule_SetCommandACLCategories` where the server has it (7.2+), so that
+    /// `ACL SETUSER u -@write` keeps a read-only user from every writing SESSION.* command.
+    pub acl_categories: &'static CStr,
     pub args: &'static [Arg],
 }
 
@@ -80,6 +84,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) in the size of the data, plus O(1) per configured index",
         arity: -2,
         key: None,
+        acl_categories: c"write slow",
         args: &[
             arg(c"data", ArgKind::String),
             option(c"seconds", ArgKind::Integer, c"TTL"),
@@ -92,6 +97,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(1) for the session plus O(1) per index it is in",
         arity: 2,
         key: Some(KeyUse::Update),
+        acl_categories: c"write fast",
         args: &[TOKEN],
     },
     CommandDoc {
@@ -100,6 +106,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(1)",
         arity: 2,
         key: Some(KeyUse::Read),
+        acl_categories: c"read fast",
         args: &[TOKEN],
     },
     CommandDoc {
@@ -108,6 +115,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) in the size of the data, plus O(1) per index it joins or leaves",
         arity: 3,
         key: Some(KeyUse::Update),
+        acl_categories: c"write slow",
         args: &[TOKEN, arg(c"patch", ArgKind::String)],
     },
     CommandDoc {
@@ -116,6 +124,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(1) per index the session is in",
         arity: 2,
         key: Some(KeyUse::Delete),
+        acl_categories: c"write slow",
         args: &[TOKEN],
     },
     CommandDoc {
@@ -124,6 +133,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) where N is the number of tokens in the index",
         arity: -3,
         key: None,
+        acl_categories: c"write slow",
         args: &[
             PROPERTY,
             VALUE,
@@ -136,6 +146,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) where N is the number of tokens in the index",
         arity: 3,
         key: None,
+        acl_categories: c"write slow",
         args: &[PROPERTY, VALUE],
     },
 ];

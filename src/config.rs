@@ -197,12 +197,21 @@ pub fn parse_indexes(value: &str) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let mut names: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for part in value.split(',') {
         let name = part.trim();
         if name.is_empty() {
             return Err(Setting::Indexes.error(format!("empty property name in '{value}'")));
         }
-        if !names.iter().any(|n| n == name) {
+        // `<property>:<value>` must name one index only: with `:` in property names,
+        // `a`="b:c" and `a:b`="c" would share the key `a:b:c`, and revoking one would reach
+        // the other's sessions.
+        if name.contains(':') {
+            return Err(Setting::Indexes.error(format!(
+                "property name '{name}' contains ':', which separates property and value in index keys"
+            )));
+        }
+        if seen.insert(name) {
             names.push(name.to_string());
         }
     }
@@ -212,6 +221,15 @@ pub fn parse_indexes(value: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn property_names_with_a_colon_are_refused() {
+        for value in ["a:b", "user_id,a:b", ":", "x:"] {
+            let e = parse_indexes(value).unwrap_err().to_string();
+            assert!(e.contains("contains ':'"), "{value}: {e}");
+        }
+        assert_eq!(parse_indexes("a,b,a").unwrap(), ["a", "b"]);
+    }
 
     #[test]
     fn names_match_case_insensitively_with_or_without_prefix() {

@@ -131,13 +131,15 @@ impl NewSession {
         if object.contains_key(TOKEN) {
             return Err(Error::ReservedToken);
         }
-        let index_keys = index_keys(&object, settings)?;
         if !object.contains_key(CREATED_AT) {
             object.insert(
                 CREATED_AT.to_string(),
                 Value::String(format_created_at(now_ms)),
             );
         }
+        // After `createdAt` is in: one rule for CREATE and UPDATE, the stored data decides
+        // (so a configured `createdAt` index holds sessions from their creation on).
+        let index_keys = index_keys(&object, settings)?;
         let ttl = options.ttl.unwrap_or(settings.ttl);
         let max_lifetime = options.max_lifetime.unwrap_or(settings.max_lifetime);
         let deadline_ms = if max_lifetime > 0 {
@@ -257,13 +259,16 @@ pub fn token_of_key<'a>(settings: &Settings, name: &'a [u8]) -> Option<&'a [u8]>
 /// The index keys a session with `data` joins under `settings`.
 fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
     let mut keys: Vec<String> = Vec::new();
+    // Distinct properties give distinct keys (no property name holds `:`, see
+    // `config::parse_indexes`), so only repeats need catching: a set keeps this linear.
+    let mut seen = std::collections::HashSet::new();
     for property in &settings.indexes {
         let Some(value) = data.get(property) else {
             continue;
         };
         if let Some(text) = json::index_value(property, value)? {
             let key = index_key(&settings.index_prefix, property, &text);
-            if !keys.contains(&key) {
+            if seen.insert(key.clone()) {
                 keys.push(key);
             }
         }
@@ -688,6 +693,27 @@ mod tests {
             UpdatedSession::plan(stored.as_bytes(), half.as_bytes(), &st),
             Err(Error::TooLarge(1024))
         );
+    }
+
+    #[test]
+    fn created_at_is_indexed_from_creation_when_configured() {
+        let s = settings("createdAt,user_id");
+        let plan = NewSession::plan(br#"{"user_id":1}"#, CreateOptions::default(), &s, NOW)
+            .unwrap();
+        assert_eq!(
+            plan.index_keys,
+            ["createdAt:2025-11-27 08:00:00", "user_id:1"]
+        );
+        let own = NewSession::plan(
+            br#"{"createdAt":"then"}"#,
+            CreateOptions::default(),
+            &s,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(own.index_keys, ["createdAt:then"]);
+        let updated = UpdatedSession::plan(plan.data.as_bytes(), br#"{"x":1}"#, &s).unwrap();
+        assert_eq!(updated.index_keys, plan.index_keys, "UPDATE keeps the same rule");
     }
 
     #[test]

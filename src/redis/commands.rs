@@ -7,6 +7,7 @@
 //! the `!` flag, so that Redis replicates it itself; every other effect is replicated with
 //! `RM_Replicate` right after it is made, keeping the order of effects.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
@@ -17,7 +18,7 @@ use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
 use crate::token;
 
 use super::keyevents::Quiet;
-use super::keys::{now_ms, Field, Key, Kind};
+use super::keys::{now_ms, signal_modified, Field, Key, Kind};
 use super::{capabilities, effects, settings, stats};
 
 /// How many fresh tokens CREATE draws before giving up on finding an unused key. With 16
@@ -202,7 +203,8 @@ fn raise_index_expiry(
     target_ms: i64,
     created_now: bool,
 ) -> Option<usize> {
-    let key = Key::write(ctx, &string(ctx, name));
+    let redis_name = string(ctx, name);
+    let key = Key::write(ctx, &redis_name);
     if key.kind() != Kind::Set {
         return None;
     }
@@ -214,6 +216,7 @@ fn raise_index_expiry(
     };
     if raise && key.set_abs_expire(target_ms) {
         effects::pexpireat(ctx, name, target_ms);
+        signal_modified(ctx, &redis_name);
     }
     Some(key.value_length())
 }
@@ -308,21 +311,25 @@ fn evicting(ctx: &Context) -> bool {
 
 /// Ends a session that lost its revocation path (fail closed), leaving its other indexes.
 fn end_unrevocable(ctx: &Context, found: Found, token: &[u8]) {
-    end_session(ctx, found, token, None, EVENT_REVOKE);
+    let name = end_session(ctx, found, token, None);
+    notify(ctx, EVENT_REVOKE, &name);
     stats::ENDED_WITH_INDEX.add(1);
 }
 
 /// Deletes a found session and removes `token` from every index it lists but `skip`.
-fn end_session(ctx: &Context, found: Found, token: &[u8], skip: Option<&[u8]>, event: &str) {
+/// Returns the key's name, for the caller to raise its event once the whole effect is done
+/// (`skip`, if any, is the caller's to clean).
+fn end_session(ctx: &Context, found: Found, token: &[u8], skip: Option<&[u8]>) -> RedisString {
     let others: Vec<String> = found
         .index_keys()
         .into_iter()
         .filter(|k| Some(k.as_bytes()) != skip)
         .collect();
-    delete_session(ctx, found, event);
+    let name = delete_session(ctx, found);
     for other in &others {
         index_remove(ctx, other.as_bytes(), &[token]);
     }
+    name
 }
 
 /// Ends the session of `token` if it is a session of ours that lists `index` (an index set
@@ -339,7 +346,9 @@ pub(super) fn end_listed_session(
     if !found.index_keys().iter().any(|k| k.as_bytes() == index) {
         return false;
     }
-    end_session(ctx, found, token, Some(index), EVENT_REVOKE);
+    // The index set `index` has left already: the session's effect is whole here.
+    let name = end_session(ctx, found, token, Some(index));
+    notify(ctx, EVENT_REVOKE, &name);
     true
 }
 
@@ -379,8 +388,10 @@ fn prune_sample_of(ctx: &Context, settings: &Settings, index: &[u8], size: usize
     stats::PRUNED.add(stale.len() as u64);
 }
 
-/// Deletes a found session's key, replicating `DEL` and raising `event`.
-fn delete_session(ctx: &Context, found: Found, event: &str) {
+/// Deletes a found session's key and replicates `DEL`; returns the key's name. The caller
+/// raises the event once the indexes are done too, so that a subscriber never sees a
+/// destroyed session still in an index.
+fn delete_session(ctx: &Context, found: Found) -> RedisString {
     {
         // The command does the index work itself: the key event of this deletion is ours.
         let _quiet = Quiet::new();
@@ -388,13 +399,28 @@ fn delete_session(ctx: &Context, found: Found, event: &str) {
         drop(found.key);
     }
     effects::replicate(ctx, c"DEL", &[found.name.as_slice()]);
-    notify(ctx, event, &found.name);
+    signal_modified(ctx, &found.name);
+    found.name
 }
 
 /// Moves a session's expiry to `expire_at` unless it is there already, replicating it.
-fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) {
-    if found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at) {
+/// Returns whether it moved.
+fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) -> bool {
+    let moved =
+        found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at);
+    if moved {
         effects::pexpireat(ctx, found.name.as_slice(), expire_at);
+        signal_modified(ctx, &found.name);
+    }
+    moved
+}
+
+/// With a key prefix, the key a client names (the token, which COMMAND GETKEYS and client
+/// tracking see) is not the key written (`<prefix><token>`): both are signalled, so that a
+/// client caching the session by its token hears of the change.
+fn signal_token(ctx: &Context, settings: &Settings, token: &RedisString) {
+    if !settings.key_prefix.is_empty() {
+        signal_modified(ctx, token);
     }
 }
 
@@ -410,6 +436,7 @@ fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(Field, 
         .zip(&values)
         .collect();
     key.hash_set_all(&pairs);
+    signal_modified(ctx, name);
     let mut hset: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
     hset.push(name.as_slice());
     for (field, value) in fields {
@@ -467,7 +494,6 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key.set_abs_expire(plan.expire_at_ms);
     drop(key);
     effects::pexpireat(ctx, name.as_slice(), plan.expire_at_ms);
-    notify(ctx, EVENT_CREATE, &name);
     stats::CREATED.add(1);
 
     for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
@@ -478,6 +504,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now).unwrap_or(0);
         prune_sample_of(ctx, &settings, index, size, 1);
     }
+    // Raised once the token is in its indexes: the event announces the whole session.
+    notify(ctx, EVENT_CREATE, &name);
 
     Ok(RedisValue::StringBuffer(plan.reply(&token).into_bytes()))
 }
@@ -521,7 +549,9 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Null);
     }
     stats::VALIDATE_HITS.add(1);
-    set_session_expiry(ctx, &found, expire_at);
+    if set_session_expiry(ctx, &found, expire_at) {
+        signal_token(ctx, &settings, token);
+    }
     Ok(RedisValue::BulkRedisString(found.data))
 }
 
@@ -563,16 +593,16 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Null);
     }
     let old = &found.index_keys();
+    // Sets, not `Vec::contains`: a session may be in thousands of indexes.
+    let old_set: HashSet<&String> = old.iter().collect();
+    let new_set: HashSet<&String> = plan.index_keys.iter().collect();
     let joined: Vec<String> = plan
         .index_keys
         .iter()
-        .filter(|k| !old.contains(k))
+        .filter(|k| !old_set.contains(k))
         .cloned()
         .collect();
-    let left: Vec<&String> = old
-        .iter()
-        .filter(|k| !plan.index_keys.contains(k))
-        .collect();
+    let left: Vec<&String> = old.iter().filter(|k| !new_set.contains(k)).collect();
     let joined_is_new = check_indexes(ctx, &joined)?;
 
     let indexes = plan.indexes_field();
@@ -593,6 +623,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let index_target = found.stored.lifetime.index_expire_at(expire_at);
     set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
+    signal_token(ctx, &settings, token);
 
     let token = token.as_slice();
     for index in left {
@@ -605,7 +636,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .unwrap_or(0);
         prune_sample_of(ctx, &settings, index.as_bytes(), size, 1);
     }
-    for index in plan.index_keys.iter().filter(|k| old.contains(k)) {
+    for index in plan.index_keys.iter().filter(|k| old_set.contains(k)) {
         raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, false);
     }
     Ok(RedisValue::StringBuffer(plan.data.into_bytes()))
@@ -620,13 +651,22 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some(found) = find_arg(ctx, &settings, token, true) else {
         return Ok(RedisValue::Integer(0));
     };
+    // A session past its max lifetime whose key is still there (time stands still inside a
+    // script or transaction) is no session to GET and VALIDATE: its key and entries go, but
+    // it is not counted as destroyed.
+    let live = !found.stored.lifetime.is_over(now_ms());
     let indexes = found.index_keys();
-    delete_session(ctx, found, EVENT_DESTROY);
-    stats::DESTROYED.add(1);
+    let name = delete_session(ctx, found);
+    signal_token(ctx, &settings, token);
     for index in &indexes {
         index_remove(ctx, index.as_bytes(), &[token.as_slice()]);
         prune_sample(ctx, &settings, index.as_bytes(), 0);
     }
+    if !live {
+        return Ok(RedisValue::Integer(0));
+    }
+    stats::DESTROYED.add(1);
+    notify(ctx, EVENT_DESTROY, &name);
     Ok(RedisValue::Integer(1))
 }
 
@@ -653,7 +693,9 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Integer(0));
     }
     let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let now = now_ms();
     let mut removed: Vec<&[u8]> = Vec::new();
+    let mut ended: Vec<RedisString> = Vec::new();
     let mut revoked = 0i64;
     for token in tokens.iter().map(Vec::as_slice) {
         if Some(token) == except {
@@ -661,15 +703,23 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         match find(ctx, &settings, token, true) {
             Some(found) => {
-                end_session(ctx, found, token, Some(index.as_slice()), EVENT_REVOKE);
+                // Past its max lifetime (see DESTROY): removed, not counted.
+                let live = !found.stored.lifetime.is_over(now);
+                let name = end_session(ctx, found, token, Some(index.as_slice()));
                 removed.push(token);
-                revoked += 1;
+                if live {
+                    ended.push(name);
+                    revoked += 1;
+                }
             }
             None if is_stale(ctx, &settings, token) => removed.push(token),
             None => {}
         }
     }
     index_remove(ctx, &index, &removed);
+    for name in &ended {
+        notify(ctx, EVENT_REVOKE, name);
+    }
     stats::REVOKED.add(revoked.unsigned_abs());
     stats::PRUNED.add((removed.len() as u64).saturating_sub(revoked.unsigned_abs()));
     Ok(RedisValue::Integer(revoked))
@@ -693,10 +743,13 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     }
     let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let now = now_ms();
     let mut sessions = Vec::with_capacity(tokens.len());
     let mut stale: Vec<&[u8]> = Vec::new();
     for token in tokens.iter().map(Vec::as_slice) {
         match find(ctx, &settings, token, false) {
+            // Past its max lifetime (see DESTROY): GET says nil, so LIST does not show it.
+            Some(found) if found.stored.lifetime.is_over(now) => {}
             Some(found) => {
                 let data = String::from_utf8_lossy(found.data.as_slice());
                 // A found token is well-formed hex, so it is valid UTF-8.

@@ -70,7 +70,20 @@ fn register_one(ctx: &Context, doc: &CommandDoc) -> bool {
     };
     // SAFETY: command comes from GetCommand; info and everything it points to is valid,
     // and both arrays end with a zeroed entry as the API requires.
-    unsafe { set_info(command, &info) == raw::REDISMODULE_OK as c_int }
+    let documented = unsafe { set_info(command, &info) == raw::REDISMODULE_OK as c_int };
+    set_acl_categories(command, doc) && documented
+}
+
+/// Puts the command in its ACL categories where the server can (Redis 7.2+, Valkey 8; on
+/// 7.0 module commands belong to none, README "ACL"). True when done or not possible here.
+fn set_acl_categories(command: *mut raw::RedisModuleCommand, doc: &CommandDoc) -> bool {
+    // SAFETY: the API table is filled once at load, before this runs.
+    let Some(set) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
+        return true;
+    };
+    // SAFETY: command comes from GetCommand during OnLoad; the categories are a static C
+    // string of space-separated names.
+    unsafe { set(command, doc.acl_categories.as_ptr()) == raw::REDISMODULE_OK as c_int }
 }
 
 fn key_spec(key_use: KeyUse) -> raw::RedisModuleCommandKeySpec {

@@ -41,7 +41,14 @@ pub fn log(level: &str, message: &str) {
 
 /// Installs a panic hook that logs the panic (message and place, never arguments), then
 /// hands over to the hook that was there before (another module's, or Rust's default).
+/// Once per process: `MODULE UNLOAD` leaves the library mapped, and a second `MODULE LOAD`
+/// would otherwise chain a second hook onto the first (every panic logged twice, and so on).
 pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(install_panic_hook_now);
+}
+
+fn install_panic_hook_now() {
     let previous = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         let place = info

@@ -346,6 +346,32 @@ impl Drop for Key {
     }
 }
 
+/// Tells Redis that the key `name` was modified: `WATCH`es of it fail and client-side caches
+/// of it are invalidated. The module turns Redis's implicit signal off at load (every key
+/// opened for writing would count as modified, written or not) and signals what it writes.
+pub fn signal_modified(ctx: &Context, name: &RedisString) {
+    // SAFETY: the API table is filled once at load; ctx and name are live.
+    unsafe {
+        if let Some(signal) = raw::RedisModule_SignalModifiedKey {
+            signal(ctx.get_raw(), name.inner);
+        }
+    }
+}
+
+/// Turns off the implicit "modified" signal on closing a key opened for writing (see
+/// [`signal_modified`]); called once at load.
+pub fn explicit_modified_signals(ctx: &Context) {
+    // SAFETY: called during OnLoad with the loading context.
+    unsafe {
+        if let Some(set) = raw::RedisModule_SetModuleOptions {
+            set(
+                ctx.get_raw(),
+                raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED as c_int,
+            );
+        }
+    }
+}
+
 /// Unix time in milliseconds as Redis sees it.
 pub fn now_ms() -> i64 {
     // SAFETY: Milliseconds takes no arguments and only reads the clock.

@@ -33,6 +33,7 @@ pub fn guarded(
 pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
     guard::init_logging(ctx);
     guard::install_panic_hook();
+    stats::reset();
     if !keys::init_field_names() {
         guard::log(
             "warning",
@@ -41,6 +42,7 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     guard::catch(|| docs::register(ctx), || ());
+    keys::explicit_modified_signals(ctx);
     capabilities::detect();
     capabilities::set_key_events(guard::catch(|| keyevents::subscribe(ctx), || false));
     // Replaces the crate's default INFO callback with the `session` section.

@@ -1,6 +1,7 @@
 //! The settings as Redis module configs: registration, the values commands read, and the
 //! bridge that sends every change through [`crate::config::Settings`]' validation.
 
+use std::ptr;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use redis_module::configuration::{
@@ -71,10 +72,72 @@ impl ConfigurationValue<i64> for Numeric {
     }
 }
 
+/// The Redis string last handed to Redis for each string setting, with its text.
+///
+/// A string config's getter returns a Redis string that Redis copies and never frees (the
+/// module keeps ownership), so a getter that made a new one per call leaked it on every
+/// `CONFIG GET` (and on every `CONFIG SET`, which reads the old value first). Each setting
+/// keeps one string instead, made again only when the value changed, the old one freed then.
+struct Handed {
+    setting: Setting,
+    text: String,
+    string: *mut raw::RedisModuleString,
+}
+
+// SAFETY: the strings are made and freed only by config callbacks, which Redis runs on its
+// main thread; the mutex orders them anyway.
+unsafe impl Send for Handed {}
+
+static HANDED: Mutex<Vec<Handed>> = Mutex::new(Vec::new());
+
+/// The Redis string holding `text` for `setting`, owned by [`HANDED`]; NULL if Redis could
+/// not make one.
+fn handed_string(setting: Setting, text: &str) -> *mut raw::RedisModuleString {
+    let mut handed = HANDED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(h) = handed.iter().find(|h| h.setting == setting && h.text == text) {
+        return h.string;
+    }
+    // SAFETY: the API table is filled at load; a NULL context makes a string that lives
+    // until freed with a NULL context, which only happens below.
+    let string = unsafe {
+        raw::RedisModule_CreateString.map_or(ptr::null_mut(), |create| {
+            create(ptr::null_mut(), text.as_ptr().cast(), text.len())
+        })
+    };
+    if string.is_null() {
+        return string;
+    }
+    if let Some(old) = handed.iter_mut().find(|h| h.setting == setting) {
+        // SAFETY: old.string was made above with a NULL context; Redis copied it when the
+        // getter that handed it out returned, and holds no pointer to it since.
+        unsafe {
+            if let Some(free) = raw::RedisModule_FreeString {
+                free(ptr::null_mut(), old.string);
+            }
+        }
+        old.text = text.to_string();
+        old.string = string;
+    } else {
+        handed.push(Handed {
+            setting,
+            text: text.to_string(),
+            string,
+        });
+    }
+    string
+}
+
 impl ConfigurationValue<RedisString> for Text {
     fn get(&self, _ctx: &ConfigurationContext) -> RedisString {
         let text = catch(|| current().text(self.0), String::new);
-        RedisString::create_from_slice(std::ptr::null_mut(), text.as_bytes())
+        let string = catch(|| handed_string(self.0, &text), ptr::null_mut);
+        // The crate takes the pointer out of this RedisString (`take`) and returns it to
+        // Redis, so the wrapper never frees it: HANDED keeps it alive until the value
+        // changes. If none could be made, a fresh (leaked) string is still better than NULL.
+        if string.is_null() {
+            return RedisString::create_from_slice(ptr::null_mut(), text.as_bytes());
+        }
+        RedisString::from_redis_module_string(ptr::null_mut(), string)
     }
     fn set(&self, _ctx: &ConfigurationContext, value: RedisString) -> Result<(), RedisError> {
         let apply = || {

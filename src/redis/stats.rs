@@ -23,6 +23,10 @@ impl Counter {
     fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Sessions stored by CREATE.
@@ -43,6 +47,40 @@ pub static INDEX_ENTRIES_FOLLOWED: Counter = Counter::new();
 /// no revocation by value could reach them (fail closed).
 pub static ENDED_WITH_INDEX: Counter = Counter::new();
 
+/// Every counter, in the order INFO shows them.
+const COUNTERS: [(&str, &Counter); 8] = [
+    ("created", &CREATED),
+    ("validate_hits", &VALIDATE_HITS),
+    ("validate_misses", &VALIDATE_MISSES),
+    ("destroyed", &DESTROYED),
+    ("revoked", &REVOKED),
+    ("index_entries_pruned", &PRUNED),
+    ("index_entries_removed_by_key_events", &INDEX_ENTRIES_FOLLOWED),
+    ("sessions_ended_by_lost_index", &ENDED_WITH_INDEX),
+];
+
+/// Sets every counter to 0; called at load. (`MODULE UNLOAD` does not unmap the library, so
+/// its statics outlive it: without this a `MODULE LOAD` would go on from the old figures.)
+pub fn reset() {
+    for (_, counter) in COUNTERS {
+        counter.reset();
+    }
+}
+
+/// An INFO value with control characters escaped (`\x0d`): INFO is lines of `name:value`,
+/// and a setting such as `index-prefix` holding `\r\n` would otherwise add lines of its own.
+fn info_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The `INFO` callback: one section named after the module, `session`; Redis prefixes
 /// each field with `session_` (`session_created`, `session_ttl`, ...).
 pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
@@ -51,20 +89,7 @@ pub extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_i
 
 fn write_info(ctx: *mut raw::RedisModuleInfoCtx) {
     raw::add_info_section(ctx, None);
-    let counters: [(&str, &Counter); 8] = [
-        ("created", &CREATED),
-        ("validate_hits", &VALIDATE_HITS),
-        ("validate_misses", &VALIDATE_MISSES),
-        ("destroyed", &DESTROYED),
-        ("revoked", &REVOKED),
-        ("index_entries_pruned", &PRUNED),
-        (
-            "index_entries_removed_by_key_events",
-            &INDEX_ENTRIES_FOLLOWED,
-        ),
-        ("sessions_ended_by_lost_index", &ENDED_WITH_INDEX),
-    ];
-    for (name, counter) in counters {
+    for (name, counter) in COUNTERS {
         raw::add_info_field_unsigned_long_long(ctx, name, counter.get());
     }
     // Which exact mechanisms this server gave the module (decided at load).
@@ -89,7 +114,7 @@ fn write_info(ctx: *mut raw::RedisModuleInfoCtx) {
                 raw::add_info_field_long_long(ctx, &name, settings.numeric(setting));
             }
             None => {
-                raw::add_info_field_str(ctx, &name, &settings.text(setting));
+                raw::add_info_field_str(ctx, &name, &info_text(&settings.text(setting)));
             }
         }
     }
