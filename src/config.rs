@@ -57,6 +57,14 @@ impl Setting {
             .find(|s| s.name().eq_ignore_ascii_case(bare))
     }
 
+    /// Whether the setting can be given only at load (load argument, redis.conf line,
+    /// `MODULE LOADEX ... CONFIG`), never by `CONFIG SET`. The prefixes name every key the
+    /// module has written: changed at run time, existing sessions would no longer be found by
+    /// their tokens, and index pruning would take them for stale (issue 16, item 4).
+    pub fn load_time_only(self) -> bool {
+        matches!(self, Setting::KeyPrefix | Setting::IndexPrefix)
+    }
+
     /// `Some((min, max))` for numeric settings, `None` for string ones.
     pub fn range(self) -> Option<(i64, i64)> {
         match self {

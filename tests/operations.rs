@@ -770,8 +770,6 @@ fn info_session_settings_follow_config_set() {
         ("session.token-bytes", "32"),
         ("session.indexes", "user_id,tenant_id"),
         ("session.max-lifetime", "500"),
-        ("session.key-prefix", "s:"),
-        ("session.index-prefix", "i:"),
         ("session.max-data-bytes", "2048"),
     ] {
         c.ok(&["CONFIG", "SET", setting, value]);
@@ -782,9 +780,19 @@ fn info_session_settings_follow_config_set() {
             "INFO {field} after CONFIG SET {setting} {value}"
         );
     }
-    // A refused CONFIG SET leaves INFO as it was.
+    // A refused CONFIG SET leaves INFO as it was (the prefixes are load-time only).
     c.err(&["CONFIG", "SET", "session.ttl", "0"]);
-    assert_eq!(info_session(&mut c)["session_ttl"], "99");
+    c.err(&["CONFIG", "SET", "session.key-prefix", "s:"]);
+    let info = info_session(&mut c);
+    assert_eq!(info["session_ttl"], "99");
+    assert_eq!(info["session_key_prefix"], "");
+    // They come from the load arguments.
+    let s = Server::start(&["key-prefix", "s:", "index-prefix", "i:"]);
+    let info = info_session(&mut s.conn());
+    assert_eq!(
+        (info["session_key_prefix"].as_str(), info["session_index_prefix"].as_str()),
+        ("s:", "i:")
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -204,7 +204,11 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             setting.name(),
             value,
             &initial.text(setting),
-            ConfigurationFlags::DEFAULT,
+            if setting.load_time_only() {
+                ConfigurationFlags::IMMUTABLE
+            } else {
+                ConfigurationFlags::DEFAULT
+            },
             None,
         );
     }
