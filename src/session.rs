@@ -698,8 +698,8 @@ mod tests {
     #[test]
     fn created_at_is_indexed_from_creation_when_configured() {
         let s = settings("createdAt,user_id");
-        let plan = NewSession::plan(br#"{"user_id":1}"#, CreateOptions::default(), &s, NOW)
-            .unwrap();
+        let plan =
+            NewSession::plan(br#"{"user_id":1}"#, CreateOptions::default(), &s, NOW).unwrap();
         assert_eq!(
             plan.index_keys,
             ["createdAt:2025-11-27 08:00:00", "user_id:1"]
@@ -713,7 +713,10 @@ mod tests {
         .unwrap();
         assert_eq!(own.index_keys, ["createdAt:then"]);
         let updated = UpdatedSession::plan(plan.data.as_bytes(), br#"{"x":1}"#, &s).unwrap();
-        assert_eq!(updated.index_keys, plan.index_keys, "UPDATE keeps the same rule");
+        assert_eq!(
+            updated.index_keys, plan.index_keys,
+            "UPDATE keeps the same rule"
+        );
     }
 
     #[test]

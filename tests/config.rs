@@ -196,7 +196,14 @@ fn config_set_changes_every_setting_at_run_time() {
 /// load only: CONFIG SET refuses them and changes nothing.
 #[test]
 fn prefixes_are_set_at_load_and_refused_at_run_time() {
-    let s = Server::start(&["indexes", "user_id", "key-prefix", "s:", "index-prefix", "i:"]);
+    let s = Server::start(&[
+        "indexes",
+        "user_id",
+        "key-prefix",
+        "s:",
+        "index-prefix",
+        "i:",
+    ]);
     let mut c = s.conn();
     let t = c.create(r#"{"user_id":1}"#, &[]).token;
     for (name, other) in [("session.key-prefix", "new:"), ("session.index-prefix", "")] {
@@ -216,7 +223,14 @@ fn prefixes_are_set_at_load_and_refused_at_run_time() {
     let s = Server::builder().without_module().module_command().start();
     let mut c = s.conn();
     let so = module_path_str();
-    c.ok(&["MODULE", "LOADEX", &so, "CONFIG", "session.key-prefix", "x:"]);
+    c.ok(&[
+        "MODULE",
+        "LOADEX",
+        &so,
+        "CONFIG",
+        "session.key-prefix",
+        "x:",
+    ]);
     assert_eq!(c.config_get("session.key-prefix"), "x:");
 }
 

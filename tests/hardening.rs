@@ -35,7 +35,11 @@ fn config_get_and_set_of_string_settings_keep_memory_flat() {
         .collect();
     let sets: Vec<Vec<Vec<u8>>> = (0..1000)
         .map(|i| {
-            let value = if i % 2 == 0 { "user_id" } else { "user_id,tenant_id" };
+            let value = if i % 2 == 0 {
+                "user_id"
+            } else {
+                "user_id,tenant_id"
+            };
             command(&["CONFIG", "SET", "session.indexes", value])
         })
         .collect();
@@ -96,7 +100,10 @@ impl Subscriber {
 
     fn read_array(&mut self) -> Vec<String> {
         let head = self.line();
-        let n: usize = head.strip_prefix('*').and_then(|n| n.parse().ok()).expect("array");
+        let n: usize = head
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .expect("array");
         (0..n)
             .map(|_| {
                 let item = self.line();
@@ -176,7 +183,10 @@ fn created_at_as_an_index_is_joined_at_create_as_at_update() {
         .expect("createdAt")
         .to_string();
     let index = format!("createdAt:{at}");
-    assert!(c.smembers(&index).contains(&created.token), "CREATE joins it");
+    assert!(
+        c.smembers(&index).contains(&created.token),
+        "CREATE joins it"
+    );
     let patched = c.opt_string(&["SESSION.UPDATE", &created.token, r#"{"x":1}"#]);
     assert!(patched.is_some());
     assert_eq!(c.smembers(&index), [created.token.clone()].into());
@@ -195,7 +205,10 @@ fn control_characters_in_settings_are_escaped_in_info() {
         !info.lines().any(|l| l.starts_with("role:")),
         "INFO gained a line: {info}"
     );
-    assert!(info.contains("session_index_prefix:x\\x0d\\x0arole:slave\r\n"), "{info}");
+    assert!(
+        info.contains("session_index_prefix:x\\x0d\\x0arole:slave\r\n"),
+        "{info}"
+    );
     assert!(info.contains("session_key_prefix:k\\x09v\r\n"), "{info}");
     assert_eq!(c.config_get("session.index-prefix"), "x\r\nrole:slave");
 }
@@ -219,7 +232,11 @@ fn update_of_a_session_in_twenty_thousand_indexes_moves_all_of_them() {
     assert_eq!(c.dbsize(), 1 + n as i64);
     let moved = c.opt_string(&["SESSION.UPDATE", &created.token, &data(2)]);
     assert!(moved.is_some());
-    assert_eq!(c.dbsize(), 1 + n as i64, "every old index left, every new one joined");
+    assert_eq!(
+        c.dbsize(),
+        1 + n as i64,
+        "every old index left, every new one joined"
+    );
     for p in ["p0", "p9999", "p19999"] {
         assert!(!c.exists(format!("{p}:1")));
         assert_eq!(c.smembers(format!("{p}:2")), [created.token.clone()].into());
@@ -242,8 +259,16 @@ fn module_load_after_unload_starts_the_counters_at_zero() {
     assert_eq!(c.int(&["SESSION.DESTROY", &t]), 1);
     c.ok(&["MODULE", "UNLOAD", "session"]);
     c.ok(&["MODULE", "LOAD", &path, "indexes", "user_id"]);
-    for field in ["session_created", "session_validate_hits", "session_destroyed"] {
-        assert_eq!(info_number(&mut c, "session", field), 0, "{field} after reload");
+    for field in [
+        "session_created",
+        "session_validate_hits",
+        "session_destroyed",
+    ] {
+        assert_eq!(
+            info_number(&mut c, "session", field),
+            0,
+            "{field} after reload"
+        );
     }
     let t = c.create(r#"{"user_id":1}"#, &[]).token;
     assert!(c.validate(&t).is_some());
@@ -286,7 +311,11 @@ fn sessions_past_their_max_lifetime_are_neither_listed_nor_counted() {
     assert_eq!(items.len(), 1, "only the live one");
     assert_eq!(c.int(&["SESSION.DESTROY", &p1]), 0);
     assert!(!c.exists(&p1), "taken away all the same");
-    assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "4"]), 1, "only the live one");
+    assert_eq!(
+        c.int(&["SESSION.REVOKEINDEX", "user_id", "4"]),
+        1,
+        "only the live one"
+    );
     assert!(!c.exists(&p2) && !c.exists(&live) && !c.exists("user_id:4"));
 }
 
@@ -332,7 +361,10 @@ fn commands_that_change_nothing_leave_watch_alone() {
         vec!["SESSION.DESTROY", foreign.as_str()],
         vec!["SESSION.GET", foreign.as_str()],
     ] {
-        assert!(watch_survives(&mut w, &mut c, &foreign, &command), "{command:?}");
+        assert!(
+            watch_survives(&mut w, &mut c, &foreign, &command),
+            "{command:?}"
+        );
     }
     let t = c.create(r#"{"user_id":1}"#, &["TTL", "600"]).token;
     // A VALIDATE moves the session's expiry, not the index's (it has a TTL/16 margin on
@@ -482,7 +514,15 @@ fn acl_categories_keep_a_read_only_user_to_reads() {
     };
     // The README's read-only user, for every server.
     admin.ok(&[
-        "ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@read", "-@write", "+session.get",
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">pw",
+        "~*",
+        "+@read",
+        "-@write",
+        "+session.get",
     ]);
     let mut reader = login("reader");
     assert_eq!(reader.get(&t).map(|d| d.contains("user_id")), Some(true));
@@ -496,7 +536,9 @@ fn acl_categories_keep_a_read_only_user_to_reads() {
         let e = reader.err(&command);
         assert!(e.starts_with("NOPERM"), "{command:?}: {e}");
     }
-    admin.ok(&["ACL", "SETUSER", "nowrite", "on", ">pw", "~*", "+@all", "-@write"]);
+    admin.ok(&[
+        "ACL", "SETUSER", "nowrite", "on", ">pw", "~*", "+@all", "-@write",
+    ]);
     let mut nowrite = login("nowrite");
     let create = nowrite.cmd(&["SESSION.CREATE", r#"{"user_id":3}"#]);
     let denied = common::error_text(&create).is_some_and(|e| e.starts_with("NOPERM"));
@@ -513,5 +555,117 @@ fn acl_categories_keep_a_read_only_user_to_reads() {
         }
         assert!(nowrite.get(&t).is_some(), "GET is @read");
     }
-    assert!(admin.validate(&t).is_some(), "nothing was revoked or destroyed");
+    assert!(
+        admin.validate(&t).is_some(),
+        "nothing was revoked or destroyed"
+    );
+}
+
+/// A connection authenticated as `user` (password `pw`).
+fn login(s: &Server, user: &str) -> Conn {
+    let mut c = s.conn();
+    c.ok(&["AUTH", user, "pw"]);
+    c
+}
+
+fn assert_noperm(c: &mut Conn, command: &[&str]) {
+    let e = c.err(command);
+    assert!(e.starts_with("NOPERM"), "{command:?}: {e}");
+}
+
+/// 0.1.0 declared no keys for CREATE, LIST and REVOKEINDEX and checked none of the keys it
+/// computed: a user limited to `~app:*` listed every token of a user (a hijack), revoked
+/// them and forged sessions; a user with read-only keys (`%R~*`) created and deleted them.
+/// Each refusal is a NOPERM that writes nothing.
+#[test]
+fn acl_key_patterns_hold_for_every_command() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut admin = s.conn();
+    let t = admin.create(r#"{"user_id":150}"#, &[]).token;
+    admin.ok(&["ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+@all"]);
+    admin.ok(&["ACL", "SETUSER", "ro", "on", ">pw", "%R~*", "+@all"]);
+    let before = admin.dbsize();
+
+    let mut app = login(&s, "app");
+    for command in [
+        vec!["SESSION.LIST", "user_id", "150"],
+        vec!["SESSION.REVOKEINDEX", "user_id", "150"],
+        vec!["SESSION.CREATE", r#"{"user_id":150}"#],
+        vec!["SESSION.CREATE", r#"{"x":1}"#],
+        vec!["SESSION.VALIDATE", t.as_str()],
+        vec!["SESSION.DESTROY", t.as_str()],
+    ] {
+        assert_noperm(&mut app, &command);
+    }
+    let mut ro = login(&s, "ro");
+    for command in [
+        vec!["SESSION.CREATE", r#"{"x":1}"#],
+        vec!["SESSION.VALIDATE", t.as_str()],
+        vec!["SESSION.UPDATE", t.as_str(), r#"{"y":2}"#],
+        vec!["SESSION.DESTROY", t.as_str()],
+        vec!["SESSION.REVOKEINDEX", "user_id", "150"],
+        vec!["SESSION.LIST", "user_id", "150"],
+    ] {
+        assert_noperm(&mut ro, &command);
+    }
+    assert!(ro.get(&t).is_some(), "reading is what %R allows");
+    assert_eq!(admin.dbsize(), before, "a refusal wrote something");
+    assert_eq!(admin.smembers("user_id:150"), [t.clone()].into());
+    assert!(admin.validate(&t).is_some());
+
+    // An index key outside the pattern: a session that would join it is refused whole.
+    admin.ok(&["ACL", "SETUSER", "half", "on", ">pw", "~[0-9a-f]*", "+@all"]);
+    let mut half = login(&s, "half");
+    assert!(half.opt_string(&["SESSION.CREATE", r#"{"x":1}"#]).is_some());
+    assert_noperm(&mut half, &["SESSION.CREATE", r#"{"user_id":9}"#]);
+    assert!(!admin.exists("user_id:9"));
+}
+
+/// With `key-prefix`, the key of a token is `<prefix><token>`, and that is the key ACL
+/// patterns are checked against: 0.1.0 checked the bare token, refusing a user allowed
+/// `~sess:*` and letting a user not allowed `sess:*` read and destroy those sessions.
+#[test]
+fn acl_key_patterns_see_the_prefixed_session_key() {
+    let s = Server::start(&["indexes", "user_id", "key-prefix", "sess:"]);
+    let mut admin = s.conn();
+    let t = admin.create(r#"{"user_id":1}"#, &[]).token;
+    admin.ok(&[
+        "ACL",
+        "SETUSER",
+        "sess",
+        "on",
+        ">pw",
+        "~sess:*",
+        "~user_id:*",
+        "+@all",
+    ]);
+    admin.ok(&[
+        "ACL",
+        "SETUSER",
+        "other",
+        "on",
+        ">pw",
+        "~user_id:*",
+        "+@all",
+    ]);
+    let mut sess = login(&s, "sess");
+    assert!(sess.get(&t).is_some());
+    assert!(sess.validate(&t).is_some());
+    assert!(sess
+        .opt_string(&["SESSION.UPDATE", &t, r#"{"a":1}"#])
+        .is_some());
+    let mine = sess.create(r#"{"user_id":1}"#, &[]).token;
+    assert_eq!(sess.int(&["SESSION.DESTROY", &mine]), 1);
+    let mut other = login(&s, "other");
+    for command in [
+        vec!["SESSION.GET", t.as_str()],
+        vec!["SESSION.VALIDATE", t.as_str()],
+        vec!["SESSION.DESTROY", t.as_str()],
+        vec!["SESSION.LIST", "user_id", "1"],
+        vec!["SESSION.REVOKEINDEX", "user_id", "1"],
+    ] {
+        assert_noperm(&mut other, &command);
+    }
+    assert!(admin.validate(&t).is_some(), "nothing was destroyed");
+    assert_eq!(sess.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 1);
 }

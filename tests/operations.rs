@@ -790,7 +790,10 @@ fn info_session_settings_follow_config_set() {
     let s = Server::start(&["key-prefix", "s:", "index-prefix", "i:"]);
     let info = info_session(&mut s.conn());
     assert_eq!(
-        (info["session_key_prefix"].as_str(), info["session_index_prefix"].as_str()),
+        (
+            info["session_key_prefix"].as_str(),
+            info["session_index_prefix"].as_str()
+        ),
         ("s:", "i:")
     );
 }
@@ -1014,19 +1017,17 @@ fn session_commands_run_inside_multi_exec() {
     let replica = Server::start_replica_without_module(&primary);
     let mut p = primary.conn();
 
-    let created = p.transaction(
+    let created = p.transaction(&[
+        &["SESSION.CREATE", r#"{"user_id":1,"n":1}"#],
+        &["SESSION.CREATE", r#"{"user_id":1,"n":2}"#, "TTL", "600"],
         &[
-            &["SESSION.CREATE", r#"{"user_id":1,"n":1}"#],
-            &["SESSION.CREATE", r#"{"user_id":1,"n":2}"#, "TTL", "600"],
-            &[
-                "SESSION.CREATE",
-                r#"{"user_id":2,"n":3}"#,
-                "MAXLIFETIME",
-                "900",
-            ],
-            &["SESSION.CREATE", "not json"],
+            "SESSION.CREATE",
+            r#"{"user_id":2,"n":3}"#,
+            "MAXLIFETIME",
+            "900",
         ],
-    );
+        &["SESSION.CREATE", "not json"],
+    ]);
     let replies: Vec<String> = created[..3].iter().map(bulk).collect();
     let e = error_text(&created[3]).expect("the bad CREATE fails inside EXEC");
     assert!(e.starts_with("ERR data is not valid JSON"), "{e}");
@@ -1039,18 +1040,16 @@ fn session_commands_run_inside_multi_exec() {
 
     let data_a = data_of(&replies[0]);
     let patched = data_a.replacen(r#""user_id":1"#, r#""user_id":2"#, 1);
-    let got = p.transaction(
-        &[
-            &["SESSION.VALIDATE", &a],
-            &["SESSION.GET", &a],
-            &["SESSION.UPDATE", &a, r#"{"user_id":2}"#],
-            &["SESSION.GET", &a],
-            &["SESSION.DESTROY", &b],
-            &["SESSION.VALIDATE", &b],
-            &["SESSION.DESTROY", &b],
-            &["SESSION.GET", UNKNOWN_TOKEN],
-        ],
-    );
+    let got = p.transaction(&[
+        &["SESSION.VALIDATE", &a],
+        &["SESSION.GET", &a],
+        &["SESSION.UPDATE", &a, r#"{"user_id":2}"#],
+        &["SESSION.GET", &a],
+        &["SESSION.DESTROY", &b],
+        &["SESSION.VALIDATE", &b],
+        &["SESSION.DESTROY", &b],
+        &["SESSION.GET", UNKNOWN_TOKEN],
+    ]);
     assert_eq!(bulk(&got[0]), data_a, "VALIDATE");
     assert_eq!(bulk(&got[1]), data_a, "GET");
     assert_eq!(bulk(&got[2]), patched, "UPDATE");
@@ -1066,14 +1065,12 @@ fn session_commands_run_inside_multi_exec() {
     );
     assert_replica_matches(&mut p, &replica, "after VALIDATE/UPDATE/DESTROY in MULTI");
 
-    let got = p.transaction(
-        &[
-            &["SESSION.LIST", "user_id", "2"],
-            &["SESSION.REVOKEINDEX", "user_id", "2", "EXCEPT", &x],
-            &["SESSION.VALIDATE", &a],
-            &["SESSION.VALIDATE", &x],
-        ],
-    );
+    let got = p.transaction(&[
+        &["SESSION.LIST", "user_id", "2"],
+        &["SESSION.REVOKEINDEX", "user_id", "2", "EXCEPT", &x],
+        &["SESSION.VALIDATE", &a],
+        &["SESSION.VALIDATE", &x],
+    ]);
     let listed: BTreeSet<String> = match &got[0] {
         Value::Array(items) => items.iter().map(|i| token_of(&bulk(i))).collect(),
         other => panic!("LIST: {other:?}"),

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
 use crate::token;
 
+use super::acl::{Access, Caller};
 use super::keyevents::Quiet;
 use super::keys::{now_ms, signal_modified, Field, Key, Kind};
 use super::{capabilities, effects, settings, stats};
@@ -221,6 +222,35 @@ fn raise_index_expiry(
     Some(key.value_length())
 }
 
+/// With a key prefix, the key a token names is not the key its command declares (the token
+/// itself, which carries no ACL flag then, see `docs.rs`): the caller's permissions for
+/// `<prefix><token>` are checked here instead, before the key is read. A malformed token
+/// names no key and is unknown anyway.
+fn check_session_key(
+    caller: &mut Caller,
+    settings: &Settings,
+    token: &RedisString,
+    access: Access,
+) -> Result<(), RedisError> {
+    if settings.key_prefix.is_empty() || !token::is_well_formed(token.as_slice()) {
+        return Ok(());
+    }
+    let mut name = settings.key_prefix.as_bytes().to_vec();
+    name.extend_from_slice(token.as_slice());
+    caller.check(&name, access)
+}
+
+/// Whether VALIDATE must raise the expiry of the index set `name` so that it does not
+/// expire before `needed_ms` (it has an expiry, and an earlier one); `None` when `name` is
+/// not a set. Reads only (the key is looked up as a read, which keeps it recently used).
+fn index_needs_raise(ctx: &Context, name: &[u8], needed_ms: i64) -> Option<bool> {
+    let key = Key::read(ctx, &string(ctx, name));
+    if key.kind() != Kind::Set {
+        return None;
+    }
+    Some(key.abs_expire().is_some_and(|current| current < needed_ms))
+}
+
 /// The members of a set reply (`SMEMBERS`, `SRANDMEMBER`), as bytes.
 fn members(reply: RedisResult) -> Vec<Vec<u8>> {
     let Ok(RedisValue::Array(items)) = reply else {
@@ -406,8 +436,7 @@ fn delete_session(ctx: &Context, found: Found) -> RedisString {
 /// Moves a session's expiry to `expire_at` unless it is there already, replicating it.
 /// Returns whether it moved.
 fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) -> bool {
-    let moved =
-        found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at);
+    let moved = found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at);
     if moved {
         effects::pexpireat(ctx, found.name.as_slice(), expire_at);
         signal_modified(ctx, &found.name);
@@ -458,6 +487,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let plan = NewSession::plan(data.as_slice(), options, &settings, now).map_err(reply_error)?;
     // Every check happens before the first write, so a refused CREATE writes nothing.
     let index_is_new = check_indexes(ctx, &plan.index_keys)?;
+    let mut caller = Caller::new(ctx);
+    caller.check_all(&plan.index_keys, Access::Write)?;
     if !capabilities::key_events() && !plan.index_keys.is_empty() {
         // Notes whether eviction is on while sessions are made (see `revocable`).
         evicting(ctx);
@@ -478,6 +509,9 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some((token, name, key)) = drawn else {
         return Err(reply_error(Error::Internal("no unused token found".into())));
     };
+    // A new token is no declared key: its key is checked here (a user limited to `~app:*`
+    // makes no sessions unless the session keys match).
+    caller.check(name.as_slice(), Access::Write)?;
 
     let ttl = plan.lifetime.ttl.to_string();
     let deadline = plan.lifetime.deadline_ms.to_string();
@@ -517,6 +551,8 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
+    let mut caller = Caller::new(ctx);
+    check_session_key(&mut caller, &settings, token, Access::Write)?;
     let found = find_arg_with(ctx, &settings, token, true, false)
         .filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
@@ -527,15 +563,25 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let expire_at = lifetime.expire_at(now);
     let target = lifetime.index_expire_at(expire_at);
     // The walk checks the whole field before it visits anything, so a malformed one (not a
-    // session of ours) is refused here with nothing written.
+    // session of ours) is refused here with nothing written. It only reads: the index
+    // expiries to raise are raised after the caller's permissions for them are checked.
     // See `revocable`: on 7.0 under eviction the token's membership is checked too.
     let members_checked = !capabilities::key_events() && evicting(ctx);
     let mut every_index_there = true;
+    let mut to_raise: Vec<Vec<u8>> = Vec::new();
     let indexes_ok = found.indexes.as_ref().is_none_or(|indexes| {
         session::visit_index_list(indexes.as_slice(), |index| {
-            let there = raise_index_expiry(ctx, index, expire_at, target, false).is_some()
-                && (!members_checked || effects::sismember(ctx, index, token.as_slice()));
-            every_index_there &= there;
+            match index_needs_raise(ctx, index, expire_at) {
+                None => every_index_there = false,
+                Some(raise) => {
+                    if raise {
+                        to_raise.push(index.to_vec());
+                    }
+                    if members_checked && !effects::sismember(ctx, index, token.as_slice()) {
+                        every_index_there = false;
+                    }
+                }
+            }
         })
     });
     if !indexes_ok {
@@ -547,6 +593,10 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         end_unrevocable(ctx, found, token.as_slice());
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
+    }
+    caller.check_all(&to_raise, Access::Write)?;
+    for index in &to_raise {
+        raise_index_expiry(ctx, index, expire_at, target, false);
     }
     stats::VALIDATE_HITS.add(1);
     if set_session_expiry(ctx, &found, expire_at) {
@@ -562,6 +612,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
+    check_session_key(&mut Caller::new(ctx), &settings, token, Access::Read)?;
     match find_arg(ctx, &settings, token, false) {
         Some(found)
             if !found.stored.lifetime.is_over(now) && revocable(ctx, &found, token.as_slice()) =>
@@ -579,6 +630,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
+    let mut caller = Caller::new(ctx);
+    check_session_key(&mut caller, &settings, token, Access::Write)?;
     let found =
         find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
@@ -604,6 +657,9 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .collect();
     let left: Vec<&String> = old.iter().filter(|k| !new_set.contains(k)).collect();
     let joined_is_new = check_indexes(ctx, &joined)?;
+    // Every index it joins, leaves or keeps (whose expiry it may raise) is written.
+    caller.check_all(&plan.index_keys, Access::Write)?;
+    caller.check_all(&left, Access::Write)?;
 
     let indexes = plan.indexes_field();
     let mut fields: Vec<(Field, &str)> = vec![(Field::Data, plan.data.as_str())];
@@ -648,9 +704,12 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(reply_error(Error::WrongArity("session.destroy")));
     };
     let settings = settings::current();
+    let mut caller = Caller::new(ctx);
+    check_session_key(&mut caller, &settings, token, Access::Write)?;
     let Some(found) = find_arg(ctx, &settings, token, true) else {
         return Ok(RedisValue::Integer(0));
     };
+    caller.check_all(&found.index_keys(), Access::Write)?;
     // A session past its max lifetime whose key is still there (time stands still inside a
     // script or transaction) is no session to GET and VALIDATE: its key and entries go, but
     // it is not counted as destroyed.
@@ -689,31 +748,41 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let index = session::named_index(&settings, property.as_slice(), value.as_slice())
         .map_err(reply_error)?;
+    let mut caller = Caller::new(ctx);
+    caller.check(&index, Access::ReadWrite)?;
     if kind_of(ctx, &index) != Kind::Set {
         return Ok(RedisValue::Integer(0));
     }
     let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
     let now = now_ms();
     let mut removed: Vec<&[u8]> = Vec::new();
-    let mut ended: Vec<RedisString> = Vec::new();
-    let mut revoked = 0i64;
+    // First every session is found and the caller's permissions for everything it will
+    // write are checked (its key, its other indexes): a refusal writes nothing.
+    let mut doomed: Vec<(&[u8], Found)> = Vec::new();
     for token in tokens.iter().map(Vec::as_slice) {
         if Some(token) == except {
             continue;
         }
         match find(ctx, &settings, token, true) {
             Some(found) => {
-                // Past its max lifetime (see DESTROY): removed, not counted.
-                let live = !found.stored.lifetime.is_over(now);
-                let name = end_session(ctx, found, token, Some(index.as_slice()));
-                removed.push(token);
-                if live {
-                    ended.push(name);
-                    revoked += 1;
-                }
+                caller.check(found.name.as_slice(), Access::Write)?;
+                caller.check_all(&found.index_keys(), Access::Write)?;
+                doomed.push((token, found));
             }
             None if is_stale(ctx, &settings, token) => removed.push(token),
             None => {}
+        }
+    }
+    let mut ended: Vec<RedisString> = Vec::new();
+    let mut revoked = 0i64;
+    for (token, found) in doomed {
+        // Past its max lifetime (see DESTROY): removed, not counted.
+        let live = !found.stored.lifetime.is_over(now);
+        let name = end_session(ctx, found, token, Some(index.as_slice()));
+        removed.push(token);
+        if live {
+            ended.push(name);
+            revoked += 1;
         }
     }
     index_remove(ctx, &index, &removed);
@@ -733,6 +802,9 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let index = session::named_index(&settings, property.as_slice(), value.as_slice())
         .map_err(reply_error)?;
+    // LIST reads the index and prunes it (a write), and reads every session it lists.
+    let mut caller = Caller::new(ctx);
+    caller.check(&index, Access::ReadWrite)?;
     match kind_of(ctx, &index) {
         Kind::Set => {}
         Kind::Empty => return Ok(RedisValue::Array(Vec::new())),
@@ -746,6 +818,13 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = now_ms();
     let mut sessions = Vec::with_capacity(tokens.len());
     let mut stale: Vec<&[u8]> = Vec::new();
+    for token in tokens.iter().map(Vec::as_slice) {
+        if token::is_well_formed(token) {
+            let mut name = settings.key_prefix.as_bytes().to_vec();
+            name.extend_from_slice(token);
+            caller.check(&name, Access::Read)?;
+        }
+    }
     for token in tokens.iter().map(Vec::as_slice) {
         match find(ctx, &settings, token, false) {
             // Past its max lifetime (see DESTROY): GET says nil, so LIST does not show it.

@@ -11,10 +11,11 @@ use redis_module::{raw, Context};
 use crate::catalog::{ArgKind, CommandDoc, KeyUse, COMMANDS, SINCE};
 
 /// Registers the documentation of every command; a failure is logged, not fatal: the
-/// commands work without it.
-pub fn register(ctx: &Context) {
+/// commands work without it. `prefixed`: a `key-prefix` is set (it is load-time only), so
+/// the token names the session key without being it (see [`key_spec`]).
+pub fn register(ctx: &Context, prefixed: bool) {
     for doc in COMMANDS {
-        if !register_one(ctx, doc) {
+        if !register_one(ctx, doc, prefixed) {
             super::guard::log(
                 "warning",
                 &format!(
@@ -26,7 +27,7 @@ pub fn register(ctx: &Context) {
     }
 }
 
-fn register_one(ctx: &Context, doc: &CommandDoc) -> bool {
+fn register_one(ctx: &Context, doc: &CommandDoc, prefixed: bool) -> bool {
     // SAFETY: the API table is filled once at load, before this runs.
     let (Some(get_command), Some(set_info)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
         raw::RedisModule_SetCommandInfo
@@ -48,7 +49,7 @@ fn register_one(ctx: &Context, doc: &CommandDoc) -> bool {
         sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
     };
     let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> =
-        doc.key.map(key_spec).into_iter().collect();
+        doc.key.map(|k| key_spec(k, prefixed)).into_iter().collect();
     key_specs.push(zeroed_key_spec());
     let mut args: Vec<raw::RedisModuleCommandArg> = doc.args.iter().map(command_arg).collect();
     args.push(zeroed_arg());
@@ -86,16 +87,26 @@ fn set_acl_categories(command: *mut raw::RedisModuleCommand, doc: &CommandDoc) -
     unsafe { set(command, doc.acl_categories.as_ptr()) == raw::REDISMODULE_OK as c_int }
 }
 
-fn key_spec(key_use: KeyUse) -> raw::RedisModuleCommandKeySpec {
-    let flags = match key_use {
-        KeyUse::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        KeyUse::Update => {
-            raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE
-        }
-        KeyUse::Delete => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE,
+/// The token argument's key spec. With a key prefix it carries `NOT_KEY`: Redis then does
+/// not judge the token against a user's ACL key patterns as if it were the key (the module
+/// checks `<prefix><token>` itself, `acl.rs`), while cluster routing and client tracking
+/// (which follows the legacy first/last/step range, derived from this spec) still see it.
+fn key_spec(key_use: KeyUse, prefixed: bool) -> raw::RedisModuleCommandKeySpec {
+    let not_key = if prefixed {
+        raw::REDISMODULE_CMD_KEY_NOT_KEY
+    } else {
+        0
     };
+    let flags = not_key
+        | match key_use {
+            KeyUse::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+            KeyUse::Update => {
+                raw::REDISMODULE_CMD_KEY_RW
+                    | raw::REDISMODULE_CMD_KEY_ACCESS
+                    | raw::REDISMODULE_CMD_KEY_UPDATE
+            }
+            KeyUse::Delete => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE,
+        };
     let mut spec = zeroed_key_spec();
     spec.notes = c"the session key: key-prefix followed by the token".as_ptr();
     spec.flags = u64::from(flags);

@@ -1,6 +1,7 @@
 //! The Redis glue: everything that touches the module API lives below here. It converts
 //! Redis strings into domain requests, calls the domain, and turns results into replies.
 
+pub mod acl;
 pub mod capabilities;
 pub mod commands;
 pub mod docs;
@@ -41,7 +42,6 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         );
         return Status::Err;
     }
-    guard::catch(|| docs::register(ctx), || ());
     keys::explicit_modified_signals(ctx);
     capabilities::detect();
     capabilities::set_key_events(guard::catch(|| keyevents::subscribe(ctx), || false));
@@ -52,7 +52,12 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         || Err("internal error while loading".to_string()),
     );
     match outcome {
-        Ok(()) => Status::Ok,
+        Ok(()) => {
+            // After the settings: the key specs depend on whether a key prefix is set.
+            let prefixed = !settings::current().key_prefix.is_empty();
+            guard::catch(|| docs::register(ctx, prefixed), || ());
+            Status::Ok
+        }
         Err(reason) => {
             guard::log("warning", &reason);
             Status::Err

@@ -94,7 +94,10 @@ static HANDED: Mutex<Vec<Handed>> = Mutex::new(Vec::new());
 /// not make one.
 fn handed_string(setting: Setting, text: &str) -> *mut raw::RedisModuleString {
     let mut handed = HANDED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(h) = handed.iter().find(|h| h.setting == setting && h.text == text) {
+    if let Some(h) = handed
+        .iter()
+        .find(|h| h.setting == setting && h.text == text)
+    {
         return h.string;
     }
     // SAFETY: the API table is filled at load; a NULL context makes a string that lives

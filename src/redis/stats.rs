@@ -55,7 +55,10 @@ const COUNTERS: [(&str, &Counter); 8] = [
     ("destroyed", &DESTROYED),
     ("revoked", &REVOKED),
     ("index_entries_pruned", &PRUNED),
-    ("index_entries_removed_by_key_events", &INDEX_ENTRIES_FOLLOWED),
+    (
+        "index_entries_removed_by_key_events",
+        &INDEX_ENTRIES_FOLLOWED,
+    ),
     ("sessions_ended_by_lost_index", &ENDED_WITH_INDEX),
 ];
 
