@@ -593,6 +593,8 @@ fn acl_key_patterns_hold_for_every_command() {
         vec!["SESSION.CREATE", r#"{"user_id":150}"#],
         vec!["SESSION.CREATE", r#"{"x":1}"#],
         vec!["SESSION.VALIDATE", t.as_str()],
+        vec!["SESSION.GET", t.as_str()],
+        vec!["SESSION.UPDATE", t.as_str(), r#"{"user_id":151}"#],
         vec!["SESSION.DESTROY", t.as_str()],
     ] {
         assert_noperm(&mut app, &command);
