@@ -64,78 +64,22 @@ fn config_get_and_set_of_string_settings_keep_memory_flat() {
     assert_eq!(c.config_get("session.indexes"), "user_id,tenant_id");
 }
 
-/// A connection that reads pub/sub pushes (RESP2).
-struct Subscriber {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Subscriber {
-    fn connect(s: &Server, pattern: &str) -> Subscriber {
-        let stream = TcpStream::connect(("127.0.0.1", s.port())).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut sub = Subscriber { stream, reader };
-        sub.send(&["PSUBSCRIBE", pattern]);
-        let confirmation = sub.read_array();
-        assert_eq!(confirmation.first().map(String::as_str), Some("psubscribe"));
-        sub
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = format!("*{}\r\n", args.len());
-        for a in args {
-            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+/// (key, event) of every keyspace message on `sub` until `PUBLISH marker` arrives.
+fn keyspace_until_marker(sub: &mut RawConn, c: &mut Conn) -> Vec<(String, String)> {
+    assert!(c.int(&["PUBLISH", "__keyspace@0__:marker", "end"]) >= 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no marker; got {got:?}");
+        let m = sub.read_value();
+        let (Some(channel), Some(payload)) = (m.get(2), m.get(3)) else {
+            panic!("not a pmessage: {m:?}");
+        };
+        let key = channel.trim_start_matches("__keyspace@0__:").to_string();
+        if key == "marker" {
+            return got;
         }
-        self.stream.write_all(out.as_bytes()).expect("write");
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        line.trim_end_matches("\r\n").to_string()
-    }
-
-    fn read_array(&mut self) -> Vec<String> {
-        let head = self.line();
-        let n: usize = head
-            .strip_prefix('*')
-            .and_then(|n| n.parse().ok())
-            .expect("array");
-        (0..n)
-            .map(|_| {
-                let item = self.line();
-                if let Some(len) = item.strip_prefix('$') {
-                    let len: usize = len.parse().expect("length");
-                    let mut buf = vec![0u8; len + 2];
-                    self.reader.read_exact(&mut buf).expect("bulk");
-                    String::from_utf8_lossy(&buf[..len]).into_owned()
-                } else {
-                    item.trim_start_matches([':', '+']).to_string()
-                }
-            })
-            .collect()
-    }
-
-    /// (key, event) of every keyspace message until `PUBLISH marker` arrives.
-    fn until_marker(&mut self, c: &mut Conn) -> Vec<(String, String)> {
-        assert!(c.int(&["PUBLISH", "__keyspace@0__:marker", "end"]) >= 1);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut got = Vec::new();
-        loop {
-            assert!(Instant::now() < deadline, "no marker; got {got:?}");
-            let m = self.read_array();
-            let (Some(channel), Some(payload)) = (m.get(2), m.get(3)) else {
-                panic!("not a pmessage: {m:?}");
-            };
-            let key = channel.trim_start_matches("__keyspace@0__:").to_string();
-            if key == "marker" {
-                return got;
-            }
-            got.push((key, payload.clone()));
-        }
+        got.push((key, payload.clone()));
     }
 }
 
@@ -147,12 +91,17 @@ fn session_events_follow_the_whole_effect_of_their_command() {
     let s = Server::start(&["indexes", "user_id"]);
     let mut c = s.conn();
     c.ok(&["CONFIG", "SET", "notify-keyspace-events", "KA"]);
-    let mut sub = Subscriber::connect(&s, "__keyspace@0__:*");
+    let mut sub = RawConn::connect(&s);
+    sub.send(&["PSUBSCRIBE", "__keyspace@0__:*"]);
+    assert_eq!(
+        sub.read_value().first().map(String::as_str),
+        Some("psubscribe")
+    );
     let a = c.create(r#"{"user_id":1}"#, &[]).token;
     let b = c.create(r#"{"user_id":1}"#, &[]).token;
     assert_eq!(c.int(&["SESSION.DESTROY", &a]), 1);
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 1);
-    let got = sub.until_marker(&mut c);
+    let got = keyspace_until_marker(&mut sub, &mut c);
     let index = "user_id:1".to_string();
     let want: Vec<(String, String)> = [
         (&index, "sadd"),
@@ -393,20 +342,25 @@ fn commands_that_change_nothing_leave_watch_alone() {
     assert_eq!(c.string(&["GET", &foreign]), "not a session");
 }
 
-/// A RESP3 connection with client tracking on.
-struct Tracker {
+/// A connection speaking raw RESP (2 or 3), for pub/sub messages and tracking pushes.
+struct RawConn {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
 }
 
-impl Tracker {
-    fn connect(s: &Server) -> Tracker {
+impl RawConn {
+    fn connect(s: &Server) -> RawConn {
         let stream = TcpStream::connect(("127.0.0.1", s.port())).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut t = Tracker { stream, reader };
+        RawConn { stream, reader }
+    }
+
+    /// A RESP3 connection with client tracking on.
+    fn tracking(s: &Server) -> RawConn {
+        let mut t = RawConn::connect(s);
         t.send(&["HELLO", "3"]);
         t.skip_reply();
         t.send(&["CLIENT", "TRACKING", "on"]);
@@ -486,7 +440,7 @@ fn client_tracking_invalidates_a_destroyed_session_with_and_without_a_prefix() {
         let s = Server::start(&["indexes", "user_id", "key-prefix", prefix]);
         let mut c = s.conn();
         let t = c.create(r#"{"user_id":1}"#, &[]).token;
-        let mut tracker = Tracker::connect(&s);
+        let mut tracker = RawConn::tracking(&s);
         tracker.send(&["SESSION.GET", &t]);
         assert!(!tracker.read_value().is_empty(), "GET through the tracker");
         assert_eq!(c.int(&["SESSION.DESTROY", &t]), 1);

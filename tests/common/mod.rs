@@ -969,3 +969,115 @@ pub fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
     }
     out
 }
+
+/// A key's whole value, as bytes. Not `DUMP`: a hashtable-encoded hash (or set) dumps its
+/// elements in bucket order, which reads can change (incremental rehashing) although the
+/// value is the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contents {
+    /// `GET`.
+    String(Vec<u8>),
+    /// `HGETALL`, sorted by field.
+    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
+    /// `SMEMBERS`, sorted.
+    Set(BTreeSet<Vec<u8>>),
+    /// `LRANGE 0 -1`, in list order.
+    List(Vec<Vec<u8>>),
+    /// `ZRANGE 0 -1 WITHSCORES`: (member, score) in rank order.
+    ZSet(Vec<(Vec<u8>, Vec<u8>)>),
+    /// `XRANGE - +`: (id, flat field/value list) in id order.
+    Stream(Vec<(Vec<u8>, Vec<Vec<u8>>)>),
+    /// `DUMP`, for any other type (a module type, say).
+    Dump(Vec<u8>),
+}
+
+/// The bytes of a string reply.
+fn bulk(v: &Value, what: &str) -> Vec<u8> {
+    match v {
+        Value::BulkString(b) => b.clone(),
+        // A RESP3 score; Rust prints the shortest text that reads back as the same f64.
+        Value::Double(d) => d.to_string().into_bytes(),
+        other => panic!("{what}: expected a bulk string, got {other:?}"),
+    }
+}
+
+/// The items of an array (or RESP3 set or map, flattened) reply.
+fn items(v: Value, what: &str) -> Vec<Value> {
+    match v {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => panic!("{what}: expected an array, got {other:?}"),
+    }
+}
+
+/// Pairs from a flat `[a, b, a, b, ...]` reply, or from RESP3's `[[a, b], ...]`.
+fn pairs(v: Value, what: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let flat = items(v, what);
+    if !flat.is_empty()
+        && flat
+            .iter()
+            .all(|i| matches!(i, Value::Array(p) if p.len() == 2))
+    {
+        return flat
+            .into_iter()
+            .map(|i| {
+                let p = items(i, what);
+                (bulk(&p[0], what), bulk(&p[1], what))
+            })
+            .collect();
+    }
+    assert!(flat.len().is_multiple_of(2), "{what}: odd length");
+    flat.chunks(2)
+        .map(|kv| (bulk(&kv[0], what), bulk(&kv[1], what)))
+        .collect()
+}
+
+/// The value of the key `key` of type `kind`, read with its type's plain read command.
+pub fn contents(c: &mut Conn, key: &[u8], kind: &str) -> Contents {
+    let what = format!("{kind} {}", String::from_utf8_lossy(key));
+    let what = what.as_str();
+    let mut read = |args: &[&[u8]]| {
+        let v = c.cmd(args);
+        if let Some(e) = error_text(&v) {
+            panic!("{what}: {e}");
+        }
+        v
+    };
+    match kind {
+        "string" => Contents::String(bulk(&read(&[b"GET", key]), what)),
+        "hash" => Contents::Hash(pairs(read(&[b"HGETALL", key]), what).into_iter().collect()),
+        "set" => Contents::Set(
+            items(read(&[b"SMEMBERS", key]), what)
+                .iter()
+                .map(|m| bulk(m, what))
+                .collect(),
+        ),
+        "list" => Contents::List(
+            items(read(&[b"LRANGE", key, b"0", b"-1"]), what)
+                .iter()
+                .map(|m| bulk(m, what))
+                .collect(),
+        ),
+        "zset" => Contents::ZSet(pairs(
+            read(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]),
+            what,
+        )),
+        "stream" => Contents::Stream(
+            items(read(&[b"XRANGE", key, b"-", b"+"]), what)
+                .into_iter()
+                .map(|entry| {
+                    let entry = items(entry, what);
+                    assert_eq!(entry.len(), 2, "{what}: entry {entry:?}");
+                    let mut entry = entry.into_iter();
+                    let id = bulk(&entry.next().unwrap(), what);
+                    let fields = items(entry.next().unwrap(), what)
+                        .iter()
+                        .map(|f| bulk(f, what))
+                        .collect();
+                    (id, fields)
+                })
+                .collect(),
+        ),
+        _ => Contents::Dump(bulk(&read(&[b"DUMP", key]), what)),
+    }
+}
