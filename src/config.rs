@@ -19,11 +19,12 @@ pub enum Setting {
     KeyPrefix,
     IndexPrefix,
     MaxDataBytes,
+    RenewInterval,
 }
 
 impl Setting {
     /// Every setting, in the order the README lists them.
-    pub const ALL: [Setting; 7] = [
+    pub const ALL: [Setting; 8] = [
         Setting::Ttl,
         Setting::TokenBytes,
         Setting::Indexes,
@@ -31,6 +32,7 @@ impl Setting {
         Setting::KeyPrefix,
         Setting::IndexPrefix,
         Setting::MaxDataBytes,
+        Setting::RenewInterval,
     ];
 
     /// The config's name without the `session.` prefix.
@@ -43,6 +45,7 @@ impl Setting {
             Setting::KeyPrefix => "key-prefix",
             Setting::IndexPrefix => "index-prefix",
             Setting::MaxDataBytes => "max-data-bytes",
+            Setting::RenewInterval => "renew-interval",
         }
     }
 
@@ -72,6 +75,7 @@ impl Setting {
             Setting::TokenBytes => Some((16, 128)),
             Setting::MaxLifetime => Some((0, MAX_SECONDS)),
             Setting::MaxDataBytes => Some((1024, 536_870_912)),
+            Setting::RenewInterval => Some((0, MAX_SECONDS)),
             Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => None,
         }
     }
@@ -95,6 +99,9 @@ pub struct Settings {
     pub key_prefix: String,
     pub index_prefix: String,
     pub max_data_bytes: i64,
+    /// Seconds: VALIDATE rewrites a session's expiry only when its remaining time is at most
+    /// TTL minus this (0: on every VALIDATE).
+    pub renew_interval: i64,
 }
 
 impl Default for Settings {
@@ -107,6 +114,7 @@ impl Default for Settings {
             key_prefix: String::new(),
             index_prefix: String::new(),
             max_data_bytes: 65536,
+            renew_interval: 0,
         }
     }
 }
@@ -119,6 +127,7 @@ impl Settings {
             Setting::TokenBytes => self.token_bytes,
             Setting::MaxLifetime => self.max_lifetime,
             Setting::MaxDataBytes => self.max_data_bytes,
+            Setting::RenewInterval => self.renew_interval,
             Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => 0,
         }
     }
@@ -148,6 +157,7 @@ impl Settings {
             Setting::TokenBytes => self.token_bytes = value,
             Setting::MaxLifetime => self.max_lifetime = value,
             Setting::MaxDataBytes => self.max_data_bytes = value,
+            Setting::RenewInterval => self.renew_interval = value,
             Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => {}
         }
         Ok(())

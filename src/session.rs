@@ -101,6 +101,28 @@ impl Lifetime {
         session_expire_ms.saturating_add(self.ttl.saturating_mul(1000) / 16)
     }
 
+    /// The expiry a VALIDATE at `now_ms` sets on a session whose expiry is `current_ms`, or
+    /// `None` when it leaves it as it is: already there, or, with a renew interval of
+    /// `renew_s` seconds, still more than TTL − interval away (so a session may expire up to
+    /// the interval before exact sliding would have it, never later, and most VALIDATEs
+    /// write and replicate nothing).
+    pub fn renewed_expiry(
+        &self,
+        now_ms: i64,
+        current_ms: Option<i64>,
+        renew_s: i64,
+    ) -> Option<i64> {
+        let next = self.expire_at(now_ms);
+        let Some(current) = current_ms else {
+            return Some(next);
+        };
+        if current == next {
+            return None;
+        }
+        let threshold = self.ttl.saturating_sub(renew_s).saturating_mul(1000);
+        (renew_s == 0 || current.saturating_sub(now_ms) <= threshold).then_some(next)
+    }
+
     /// True when the max lifetime has run out at `now_ms`.
     pub fn is_over(&self, now_ms: i64) -> bool {
         self.deadline_ms > 0 && self.deadline_ms <= now_ms
@@ -591,6 +613,46 @@ mod tests {
         assert!(!capped.is_over(NOW + 29_999));
         assert!(capped.is_over(NOW + 30_000));
         assert!(!open.is_over(i64::MAX));
+    }
+
+    #[test]
+    fn renew_interval_leaves_a_recent_expiry_alone() {
+        let l = Lifetime {
+            ttl: 100,
+            deadline_ms: 0,
+        };
+        let at = |s: i64| NOW + s * 1000;
+        // (now, current expiry, interval) -> new expiry
+        let cases: [(i64, Option<i64>, i64, Option<i64>); 9] = [
+            (NOW, Some(at(50)), 0, Some(at(100))),
+            (NOW, Some(at(100)), 0, None),
+            (NOW, None, 60, Some(at(100))),
+            // 60 s interval: rewritten once no more than 40 s remain.
+            (NOW, Some(at(41)), 60, None),
+            (NOW, Some(at(40)), 60, Some(at(100))),
+            (NOW, Some(at(99)), 60, None),
+            // An interval of the TTL or more: never slid.
+            (NOW, Some(at(1)), 100, None),
+            (NOW, Some(at(1)), 1000, None),
+            (NOW, Some(at(0)), 100, Some(at(100))),
+        ];
+        for (now, current, renew, want) in cases {
+            assert_eq!(
+                l.renewed_expiry(now, current, renew),
+                want,
+                "{current:?} {renew}"
+            );
+        }
+        let capped = Lifetime {
+            ttl: 100,
+            deadline_ms: at(30),
+        };
+        assert_eq!(
+            capped.renewed_expiry(NOW, Some(at(30)), 60),
+            None,
+            "at the deadline"
+        );
+        assert_eq!(capped.renewed_expiry(NOW, Some(at(20)), 60), Some(at(30)));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The seven settings in all four forms (load argument, redis.conf line, `MODULE LOADEX ...
+//! The eight settings in all four forms (load argument, redis.conf line, `MODULE LOADEX ...
 //! CONFIG`, `CONFIG SET`), their ranges, case-insensitive names, and how a change applies to
 //! sessions created afterwards.
 
@@ -7,7 +7,7 @@ mod common;
 use common::{is_lower_hex, module_path_str, Conn, Server};
 
 /// Every setting with the value the "all settings" tests give it.
-const ALL_SETTINGS: [(&str, &str); 7] = [
+const ALL_SETTINGS: [(&str, &str); 8] = [
     ("ttl", "3600"),
     ("token-bytes", "32"),
     ("indexes", "user_id,tenant_id"),
@@ -15,6 +15,7 @@ const ALL_SETTINGS: [(&str, &str); 7] = [
     ("key-prefix", "sess:"),
     ("index-prefix", "idx:"),
     ("max-data-bytes", "2048"),
+    ("renew-interval", "30"),
 ];
 
 /// A JSON object of exactly `len` bytes.
@@ -60,6 +61,10 @@ fn assert_all_settings_in_effect(c: &mut Conn) {
         assert!(c.smembers(idx).contains(&s.token), "{idx} lacks the token");
     }
     assert!(!c.exists("user_id:150"), "index written without its prefix");
+    // renew-interval 30: a VALIDATE with more than 3600 - 30 s left rewrites nothing.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert!(c.validate(&s.token).is_some());
+    assert_eq!(c.pexpiretime(&key), exp, "renewed within the interval");
     // max-data-bytes 2048
     c.create(&data_of_len(2048), &[]);
     let e = c.err(&["SESSION.CREATE", &data_of_len(2049)]);
@@ -74,7 +79,7 @@ fn load_args_for_all_settings() -> Vec<&'static str> {
 }
 
 #[test]
-fn config_get_lists_all_seven_settings_with_defaults() {
+fn config_get_lists_all_eight_settings_with_defaults() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let all = c.config_get_all("session.*");
@@ -84,6 +89,7 @@ fn config_get_lists_all_seven_settings_with_defaults() {
         ("session.key-prefix", ""),
         ("session.max-data-bytes", "65536"),
         ("session.max-lifetime", "0"),
+        ("session.renew-interval", "0"),
         ("session.token-bytes", "24"),
         ("session.ttl", "7200"),
     ]
@@ -254,6 +260,7 @@ fn config_set_accepts_range_bounds() {
         ("token-bytes", ["16", "128"]),
         ("max-lifetime", ["0", "315360000"]),
         ("max-data-bytes", ["1024", "536870912"]),
+        ("renew-interval", ["0", "315360000"]),
     ] {
         for v in values {
             let full = format!("session.{name}");
@@ -267,12 +274,13 @@ fn config_set_accepts_range_bounds() {
 fn config_set_bad_value_fails_and_keeps_value() {
     let s = Server::start(&["indexes", "user_id"]);
     let mut c = s.conn();
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("ttl", &["0", "315360001", "-5", "abc", "1.5", ""]),
         ("token-bytes", &["15", "129", "200", "x"]),
         ("max-lifetime", &["-1", "315360001", "1e3"]),
         ("max-data-bytes", &["1023", "536870913", "0"]),
         ("indexes", &["a,,b"]),
+        ("renew-interval", &["-1", "315360001", "x"]),
     ];
     for (name, bad_values) in cases {
         let full = format!("session.{name}");

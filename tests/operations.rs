@@ -638,6 +638,7 @@ fn info_session_lists_every_field() {
         ("session_key_prefix", ""),
         ("session_index_prefix", ""),
         ("session_max_data_bytes", "65536"),
+        ("session_renew_interval", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -771,6 +772,7 @@ fn info_session_settings_follow_config_set() {
         ("session.indexes", "user_id,tenant_id"),
         ("session.max-lifetime", "500"),
         ("session.max-data-bytes", "2048"),
+        ("session.renew-interval", "30"),
     ] {
         c.ok(&["CONFIG", "SET", setting, value]);
         let field = format!("session_{}", setting["session.".len()..].replace('-', "_"));

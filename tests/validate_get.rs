@@ -410,3 +410,39 @@ fn validate_and_get_refuse_wrong_arity() {
         "ERR wrong number of arguments for 'session.validate' command"
     );
 }
+
+/// `renew-interval r`: VALIDATE rewrites the expiry only when at most TTL − r remains, and a
+/// VALIDATE that rewrites nothing writes and replicates nothing (the replication offset
+/// stays), while one past the threshold slides the expiry as without the setting.
+#[test]
+fn renew_interval_makes_validations_inside_it_write_nothing() {
+    let primary = Server::start(&["indexes", "user_id", "ttl", "600", "renew-interval", "60"]);
+    let replica = Server::start_replica_without_module(&primary);
+    let mut c = primary.conn();
+    let t = c.create(r#"{"user_id":1}"#, &[]).token;
+    sync_replica(&mut c, &replica);
+    let exp = c.pexpiretime(&t);
+    let offset = common::repl_offset(&mut c, "master_repl_offset");
+    for _ in 0..100 {
+        assert!(c.validate(&t).is_some());
+    }
+    assert_eq!(c.pexpiretime(&t), exp, "inside the interval: not slid");
+    assert_eq!(
+        common::repl_offset(&mut c, "master_repl_offset"),
+        offset,
+        "inside the interval: nothing replicated"
+    );
+    // 530 s left (< 600 - 60): the next VALIDATE slides it to now + 600 s.
+    c.ok(&["PEXPIRE", &t, "530000"]);
+    let before = c.time_ms();
+    assert!(c.validate(&t).is_some());
+    let slid = c.pexpiretime(&t);
+    assert!(slid >= before + 600_000, "{slid} not now + 600 s");
+    sync_replica(&mut c, &replica);
+    assert_eq!(replica.conn().pexpiretime(&t), slid);
+    // 0 (the default) slides on every VALIDATE.
+    c.ok(&["CONFIG", "SET", "session.renew-interval", "0"]);
+    sleep(Duration::from_millis(5));
+    assert!(c.validate(&t).is_some());
+    assert!(c.pexpiretime(&t) > slid);
+}

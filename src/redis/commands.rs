@@ -560,7 +560,13 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Null);
     };
     let lifetime = found.stored.lifetime;
-    let expire_at = lifetime.expire_at(now);
+    // `None`: the session's expiry stays as it is (renew-interval, or already there); its
+    // index sets must still not expire before it.
+    let current = found.key.abs_expire();
+    let renewed = lifetime.renewed_expiry(now, current, settings.renew_interval);
+    let expire_at = renewed
+        .or(current)
+        .unwrap_or_else(|| lifetime.expire_at(now));
     let target = lifetime.index_expire_at(expire_at);
     // The walk checks the whole field before it visits anything, so a malformed one (not a
     // session of ours) is refused here with nothing written. It only reads: the index
@@ -599,7 +605,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         raise_index_expiry(ctx, index, expire_at, target, false);
     }
     stats::VALIDATE_HITS.add(1);
-    if set_session_expiry(ctx, &found, expire_at) {
+    if renewed.is_some() && set_session_expiry(ctx, &found, expire_at) {
         signal_token(ctx, &settings, token);
     }
     Ok(RedisValue::BulkRedisString(found.data))

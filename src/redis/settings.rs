@@ -160,6 +160,7 @@ static TTL: Numeric = Numeric(Setting::Ttl);
 static TOKEN_BYTES: Numeric = Numeric(Setting::TokenBytes);
 static MAX_LIFETIME: Numeric = Numeric(Setting::MaxLifetime);
 static MAX_DATA_BYTES: Numeric = Numeric(Setting::MaxDataBytes);
+static RENEW_INTERVAL: Numeric = Numeric(Setting::RenewInterval);
 static INDEXES: Text = Text(Setting::Indexes);
 static KEY_PREFIX: Text = Text(Setting::KeyPrefix);
 static INDEX_PREFIX: Text = Text(Setting::IndexPrefix);
@@ -176,11 +177,12 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     })?;
     *lock() = Arc::new(initial.clone());
 
-    let numeric: [(&'static Numeric, Setting); 4] = [
+    let numeric: [(&'static Numeric, Setting); 5] = [
         (&TTL, Setting::Ttl),
         (&TOKEN_BYTES, Setting::TokenBytes),
         (&MAX_LIFETIME, Setting::MaxLifetime),
         (&MAX_DATA_BYTES, Setting::MaxDataBytes),
+        (&RENEW_INTERVAL, Setting::RenewInterval),
     ];
     for (value, setting) in numeric {
         let (min, max) = setting.range().unwrap_or((i64::MIN, i64::MAX));
