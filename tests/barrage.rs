@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use common::{contents, error_text, Conn, Contents, Server};
+use common::{contents, error_text, Conn, Contents, Rng, Server};
 
 /// The configured indexes, in the order the module lists them in a session's `indexes`.
 const INDEXES: [&str; 2] = ["user_id", "tenant_id"];
@@ -32,37 +32,6 @@ const COMMANDS: [&str; 7] = [
     "SESSION.REVOKEINDEX",
     "SESSION.LIST",
 ];
-
-/// SplitMix64: small, seedable, and good enough to pick test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

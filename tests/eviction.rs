@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use redis::Value;
 
-use common::{as_string, error_text, sync_replica, Conn, KeyState, Server, ServerKind};
+use common::{as_string, error_text, sync_replica, Conn, KeyState, Rng, Server, ServerKind};
 
 /// Distinct users; the index key of user `u` is `user_id:u`.
 const USERS: u64 = 3_000;
@@ -43,24 +43,6 @@ const MIN_EVICTED: i64 = 5_000;
 /// 40 bytes of padding: the session data is then past `hash-max-listpack-value` (64 bytes),
 /// as real session data usually is.
 const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
-
-/// Deterministic workload: the same users and TTLs on every run (SplitMix64), so that runs
-/// differ only by what the server's eviction sampling picks.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Whether the users log in again between the revocation and the validation of their old
 /// tokens.
@@ -252,9 +234,16 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
 
     // Users picked at random, so that how long ago a user last logged in varies: that is
     // what lets an index set become a better eviction candidate than its sessions.
+    // Deterministic workload: the same users and TTLs on every run, so that runs differ
+    // only by what the server's eviction sampling picks.
     let mut rng = Rng(0x5e55_1011);
     let logins: Vec<(u64, u64)> = (0..CREATES)
-        .map(|_| (rng.below(USERS), 600 + rng.below(3_001)))
+        .map(|_| {
+            (
+                rng.below(USERS as usize) as u64,
+                600 + rng.below(3_001) as u64,
+            )
+        })
         .collect();
     let started = Instant::now();
     let (issued, oom) = create_sessions(&mut c, &logins);
