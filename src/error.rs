@@ -36,6 +36,8 @@ pub enum Error {
     NotAnIndex(String),
     /// A setting was given a bad value (load argument or CONFIG SET).
     Setting { name: String, reason: String },
+    /// The session secret's key holds something other than a secret.
+    SecretUnusable(String),
     /// Something inside the module went wrong that no input should cause.
     Internal(String),
 }
@@ -92,6 +94,11 @@ impl fmt::Display for Error {
                 "ERR property '{property}' is not a configured index (see session.indexes)"
             ),
             Error::Setting { name, reason } => write!(f, "ERR session.{name}: {reason}"),
+            Error::SecretUnusable(key) => write!(
+                f,
+                "ERR key '{key}' holds something other than the session secret \
+                 (32 lowercase hex digits): sessions cannot be written until it is deleted"
+            ),
             Error::Internal(what) => write!(f, "ERR internal error in redis-session: {what}"),
         }
     }

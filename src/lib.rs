@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod layout;
 pub mod session;
 pub mod token;
 

@@ -56,7 +56,7 @@ impl CreateOptions {
 
 /// A decimal whole number from `min` to [`MAX_SECONDS`], digits only.
 /// Leading zeros are allowed (`060` is 60), whatever their number.
-fn whole_number(text: &[u8], min: i64) -> Option<i64> {
+pub(crate) fn whole_number(text: &[u8], min: i64) -> Option<i64> {
     if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -71,6 +71,15 @@ fn whole_number(text: &[u8], min: i64) -> Option<i64> {
     }
     let n = std::str::from_utf8(significant).ok()?.parse::<i64>().ok()?;
     (min..=MAX_SECONDS).contains(&n).then_some(n)
+}
+
+/// A stored deadline: unix milliseconds as 1 to 19 decimal digits (`0` for none) that fit an
+/// `i64`.
+pub(crate) fn deadline(text: &[u8]) -> Option<i64> {
+    if text.is_empty() || text.len() > 19 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse::<i64>().ok()
 }
 
 /// How long a session lives: its idle timeout and the moment it can no longer be prolonged.
@@ -281,18 +290,14 @@ pub fn token_of_key<'a>(settings: &Settings, name: &'a [u8]) -> Option<&'a [u8]>
 /// The index keys a session with `data` joins under `settings`.
 fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
     let mut keys: Vec<String> = Vec::new();
-    // Distinct properties give distinct keys (no property name holds `:`, see
-    // `config::parse_indexes`), so only repeats need catching: a set keeps this linear.
-    let mut seen = std::collections::HashSet::new();
+    // `config::parse_indexes` keeps each property once and none holds `:`, so distinct
+    // properties give distinct keys: no repeat to catch.
     for property in &settings.indexes {
         let Some(value) = data.get(property) else {
             continue;
         };
         if let Some(text) = json::index_value(property, value)? {
-            let key = index_key(&settings.index_prefix, property, &text);
-            if seen.insert(key.clone()) {
-                keys.push(key);
-            }
+            keys.push(index_key(&settings.index_prefix, property, &text));
         }
     }
     Ok(keys)
@@ -300,32 +305,53 @@ fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
 
 /// `<index-prefix><property>:<value>`, the original library's layout.
 pub fn index_key(prefix: &str, property: &str, value: &str) -> String {
-    format!("{prefix}{property}:{value}")
+    let mut key = String::with_capacity(prefix.len() + property.len() + 1 + value.len());
+    key.push_str(prefix);
+    key.push_str(property);
+    key.push(':');
+    key.push_str(value);
+    key
 }
 
 /// `createdAt` as the original library wrote it: UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn format_created_at(now_ms: i64) -> String {
     use chrono::{Datelike, Timelike};
-    // The fields written directly: `format("%Y-...")` would parse its pattern on every
-    // CREATE.
+    // Digit by digit: `format!` would cost every CREATE more than the rest of this.
     let t = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let mut text = String::with_capacity(19);
+    let mut push = |n: u32, width: u32, separator: Option<char>| {
+        for place in (0..width).rev() {
+            let digit = (n / 10u32.pow(place)) % 10;
+            text.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        if let Some(c) = separator {
+            text.push(c);
+        }
+    };
+    push(u32::try_from(t.year()).unwrap_or(0), 4, Some('-'));
+    push(t.month(), 2, Some('-'));
+    push(t.day(), 2, Some(' '));
+    push(t.hour(), 2, Some(':'));
+    push(t.minute(), 2, Some(':'));
+    push(t.second(), 2, None);
+    text
 }
 
 /// Puts `"token":"<token>"` first in the JSON object text `data`.
 pub fn with_token(data: &str, token: &str) -> String {
     // `token` is lowercase hex, so it needs no escaping; `data` is an object's compact text.
     let body = data.strip_prefix('{').unwrap_or("}");
-    let separator = if body.starts_with('}') { "" } else { "," };
-    format!("{{\"{TOKEN}\":\"{token}\"{separator}{body}")
+    let mut reply = String::with_capacity(data.len() + token.len() + 12);
+    reply.push_str("{\"");
+    reply.push_str(TOKEN);
+    reply.push_str("\":\"");
+    reply.push_str(token);
+    reply.push('"');
+    if !body.starts_with('}') {
+        reply.push(',');
+    }
+    reply.push_str(body);
+    reply
 }
 
 /// A session hash's fields as read from Redis, checked for being one this module wrote.
@@ -345,13 +371,12 @@ pub fn visit_index_list(text: &[u8], mut visit: impl FnMut(&[u8])) -> bool {
         .strip_prefix(b"[\"")
         .and_then(|t| t.strip_suffix(b"\"]"))
     {
-        let plain = !inner.iter().any(|&b| b == b'\\' || b < 0x20)
-            && std::str::from_utf8(inner).is_ok()
-            // Strings and separators alternate; only `","` is handled here (white space
-            // around a comma is left to the JSON parser).
-            && inner.split(|&b| b == b'"').skip(1).step_by(2).all(|sep| sep == b",");
-        if plain {
-            inner.split(|&b| b == b'"').step_by(2).for_each(visit);
+        if is_plain_list(inner) {
+            for (i, piece) in inner.split(|&b| b == b'"').enumerate() {
+                if i % 2 == 0 {
+                    visit(piece);
+                }
+            }
             return true;
         }
     }
@@ -362,6 +387,33 @@ pub fn visit_index_list(text: &[u8], mut visit: impl FnMut(&[u8])) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Whether the inside of `["..."]` is strings without escapes or control characters, valid
+/// UTF-8, separated by exactly `","` (white space around a comma is left to the JSON
+/// parser): one pass over the bytes.
+fn is_plain_list(inner: &[u8]) -> bool {
+    let mut in_string = true;
+    let mut separator = 0usize;
+    for &b in inner {
+        if b == b'\\' || b < 0x20 {
+            return false;
+        }
+        if in_string {
+            if b == b'"' {
+                in_string = false;
+                separator = 0;
+            }
+        } else {
+            // Between two strings: exactly `,` then `"`.
+            match (separator, b) {
+                (0, b',') => separator = 1,
+                (1, b'"') => in_string = true,
+                _ => return false,
+            }
+        }
+    }
+    in_string && std::str::from_utf8(inner).is_ok()
 }
 
 /// The index keys named by an `indexes` field, or `None` when it is malformed.
@@ -388,11 +440,7 @@ impl Stored {
             return None;
         }
         let ttl = whole_number(ttl?, 1)?;
-        let deadline = deadline?;
-        if deadline.is_empty() || deadline.len() > 19 || !deadline.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let deadline_ms = std::str::from_utf8(deadline).ok()?.parse::<i64>().ok()?;
+        let deadline_ms = self::deadline(deadline?)?;
         if let Some(text) = indexes {
             if !visit_index_list(text, |_| {}) {
                 return None;

@@ -2,8 +2,10 @@
 //! fragments, huge strings, NUL, invalid UTF-8, real index values) sent to every SESSION.*
 //! command, directly and through EVAL and MULTI/EXEC, bounded in count and time. Then:
 //! the same server process answers and logged no caught panic; every key outside the
-//! module's namespaces (and every non-session key inside them) has the same type, value and
-//! expiry; and the module's keys are consistent with each other.
+//! module's namespaces (and every non-session key inside them, including strings that
+//! imitate a session's layout-2 text with a wrong tag or copy a real session's value under
+//! another name) has the same type, value and expiry; the session secret is as it was; and
+//! the module's keys are consistent with each other. Some sessions start as 0.1.0 hashes.
 //!
 //! The seed is printed; `BARRAGE_SEED=<n>` replays a run, `BARRAGE_SECONDS` and
 //! `BARRAGE_MAX_COMMANDS` change its bounds (defaults 8 s and 300,000 commands). With
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use common::{contents, error_text, Conn, Contents, Rng, Server};
+use common::{contents, error_text, tag_v2, Conn, Contents, Layout, Rng, Server, StoredSession};
 
 /// The configured indexes, in the order the module lists them in a session's `indexes`.
 const INDEXES: [&str; 2] = ["user_id", "tenant_id"];
@@ -410,18 +412,88 @@ fn plant_bystanders(c: &mut Conn) -> Vec<Vec<u8>> {
     names
 }
 
+/// Writes strings at token names that are not sessions although they look like one: the
+/// layout-2 text with an all-zero tag, the same tagged with another secret, and the value of
+/// the real session `copied` byte for byte under another name (with its expiry). Each is
+/// added to the index sets its text lists, and to `user_id:7`. Returns their names.
+fn plant_fake_sessions(c: &mut Conn, secret: &str, copied: &str) -> Vec<Vec<u8>> {
+    let hex = |i: u64| format!("{:048x}", 0x00ba_d000_0000 + i);
+    let other_secret = format!(
+        "{}{}",
+        if secret.starts_with('0') { "1" } else { "0" },
+        &secret[1..]
+    );
+    let imitation = StoredSession {
+        layout: Layout::V2,
+        tag: None,
+        data: r#"{"user_id":7,"tenant_id":"acme","createdAt":"2020-01-01 00:00:00"}"#.into(),
+        ttl: 3600,
+        deadline: 0,
+        indexes: Some(vec!["user_id:7".into(), "tenant_id:acme".into()]),
+    };
+    let mut zero_tag = imitation.encode_v2(secret, hex(6).as_bytes());
+    zero_tag[3..19].copy_from_slice(&[b'0'; 16]);
+    let other = imitation.encode_v2(&other_secret, hex(7).as_bytes());
+    let copy = c.get_bytes(copied).expect("the copied session exists");
+    let copied_indexes = c.stored(copied).index_keys();
+    let fakes = [
+        (hex(6), zero_tag, imitation.index_keys(), Some(3_600_000)),
+        (hex(7), other, imitation.index_keys(), None),
+        (hex(8), copy, copied_indexes, Some(-1)),
+    ];
+    let mut names = Vec::new();
+    for (name, value, indexes, px) in fakes {
+        let mut set: Vec<Vec<u8>> = vec![b"SET".to_vec(), name.clone().into_bytes(), value];
+        match px {
+            // The copied session's own expiry.
+            Some(-1) => set.extend([
+                b"PXAT".to_vec(),
+                c.pexpiretime(copied).to_string().into_bytes(),
+            ]),
+            Some(ms) => set.extend([b"PX".to_vec(), ms.to_string().into_bytes()]),
+            None => {}
+        }
+        c.ok(&set);
+        for index in indexes.iter().map(String::as_str).chain(["user_id:7"]) {
+            c.ok(&["SADD", index, &name]);
+        }
+        names.push(name.into_bytes());
+    }
+    names
+}
+
+/// Writes 0.1.0 sessions (hashes) with plain commands, as 0.1.0 left them, and returns their
+/// tokens.
+fn plant_v010_sessions(c: &mut Conn, count: usize) -> Vec<String> {
+    let at = c.time_ms() + 3_600_000;
+    (0..count)
+        .map(|i| {
+            let token = format!("{:048x}", 0x0010_0000_0000u64 + i as u64);
+            let (user, tenant) = (i % 8, ["acme", "zoë", "t"][i % 3]);
+            let data = format!(
+                r#"{{"user_id":{user},"tenant_id":"{tenant}","n":"old{i}","createdAt":"2020-01-01 00:00:00"}}"#
+            );
+            let user_index = format!("user_id:{user}");
+            let tenant_index = format!("tenant_id:{tenant}");
+            c.write_v010(&token, &data, 3600, 0, &[&user_index, &tenant_index], at);
+            token
+        })
+        .collect()
+}
+
 /// A key read by [`read_all_keys`]: name, type, `PEXPIRETIME`, contents.
 type KeyDump = (Vec<u8>, String, i64, Vec<Vec<u8>>);
 
-/// Every key with its type, `PEXPIRETIME`, and contents (`HGETALL` of a hash, `SMEMBERS`
-/// of a set, nothing for other types), read atomically by one script.
+/// Every key with its type, `PEXPIRETIME`, and contents (`GET` of a string, `HGETALL` of a
+/// hash, `SMEMBERS` of a set, nothing for other types), read atomically by one script.
 fn read_all_keys(c: &mut Conn) -> Vec<KeyDump> {
     const SCRIPT: &str = r#"
         local out = {}
         for _, k in ipairs(redis.call('KEYS', '*')) do
             local t = redis.call('TYPE', k)['ok']
             local body = {}
-            if t == 'hash' then body = redis.call('HGETALL', k)
+            if t == 'string' then body = {redis.call('GET', k)}
+            elseif t == 'hash' then body = redis.call('HGETALL', k)
             elseif t == 'set' then body = redis.call('SMEMBERS', k) end
             table.insert(out, {k, t, redis.call('PEXPIRETIME', k), body})
         end
@@ -498,7 +570,16 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
     for t in pools.tokens.iter().step_by(10) {
         c.ok(&["DEL", t]);
     }
-    let foreign_members: Vec<String> = vec![
+    let secret = c.secret("").expect("the first CREATE makes the secret");
+    // Sessions as 0.1.0 wrote them: still sessions (UPDATE turns them into layout 2).
+    let v010_tokens = plant_v010_sessions(&mut c, 10);
+    pools.tokens.extend(v010_tokens.iter().cloned());
+    // tokens[7]: user_id 7, tenant zoë, no TTL or MAXLIFETIME option, not deleted.
+    let fakes = plant_fake_sessions(&mut c, &secret, &pools.tokens[7]);
+    let mut bystanders = bystanders;
+    bystanders.extend(fakes.iter().cloned());
+    pools.bystanders = bystanders.clone();
+    let mut foreign_members: Vec<String> = vec![
         String::from_utf8(bystanders[7].clone()).unwrap(),
         String::from_utf8(bystanders[9].clone()).unwrap(),
         "bystander:str:1".into(),
@@ -506,6 +587,7 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
     for m in &foreign_members {
         c.ok(&["SADD", "user_id:7", m]);
     }
+    foreign_members.extend(fakes.iter().map(|f| String::from_utf8(f.clone()).unwrap()));
     let before: BTreeMap<Vec<u8>, _> = bystanders
         .iter()
         .map(|k| (k.clone(), key_state(&mut c, k).expect("bystander exists")))
@@ -595,27 +677,72 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
         );
     }
 
-    // Every other key is a session at a token name or an index set. The keys are read in
-    // one script, so that none expires between the reads (time stands still in a script).
-    let mut sessions: BTreeMap<String, (BTreeMap<String, String>, i64)> = BTreeMap::new();
+    // Every other key is a session at a token name, an index set, or the session secret.
+    // The keys are read in one script, so that none expires between the reads (time stands
+    // still in a script).
+    let mut sessions: BTreeMap<String, (StoredSession, i64)> = BTreeMap::new();
     let mut index_sets: BTreeMap<Vec<u8>, (BTreeSet<Vec<u8>>, i64)> = BTreeMap::new();
+    let mut secret_seen = false;
     for (key, kind, at, body) in read_all_keys(&mut c) {
         if before.contains_key(&key) {
             continue;
         }
-        if is_token(&key) {
-            assert_eq!(kind, "hash", "seed {seed}: {} is a {kind}", shown(&key));
-            assert!(at > 0, "seed {seed}: session {} has no expiry", shown(&key));
-            let fields: BTreeMap<String, String> = body
-                .chunks(2)
-                .map(|kv| {
-                    (
-                        String::from_utf8(kv[0].clone()).unwrap(),
-                        String::from_utf8(kv[1].clone()).unwrap(),
-                    )
-                })
-                .collect();
-            sessions.insert(String::from_utf8(key).unwrap(), (fields, at));
+        if key == b"session-secret" {
+            // Made by the first CREATE, never expiring, never changed.
+            assert_eq!(kind, "string", "seed {seed}: the secret is a {kind}");
+            assert_eq!(at, -1, "seed {seed}: the secret expires");
+            assert_eq!(
+                body,
+                vec![secret.clone().into_bytes()],
+                "seed {seed}: the secret changed"
+            );
+            secret_seen = true;
+        } else if is_token(&key) {
+            let name = String::from_utf8(key).unwrap();
+            assert!(at > 0, "seed {seed}: session {name} has no expiry");
+            let stored = match kind.as_str() {
+                // The module writes layout 2, tagged for this very name.
+                "string" => {
+                    let stored = StoredSession::parse_v2(&body[0]).unwrap_or_else(|| {
+                        panic!("seed {seed}: {name} is not layout 2: {}", shown(&body[0]))
+                    });
+                    assert_eq!(
+                        stored.tag.as_deref(),
+                        Some(tag_v2(&secret, name.as_bytes()).as_str()),
+                        "seed {seed}: session {name} has a wrong tag"
+                    );
+                    stored
+                }
+                // It writes no hash: a hash session is one of the 0.1.0 ones, still as it was
+                // written (VALIDATE only prolongs it).
+                "hash" => {
+                    assert!(
+                        v010_tokens.contains(&name),
+                        "seed {seed}: {name} is a hash the test did not write"
+                    );
+                    let fields: BTreeMap<String, String> = body
+                        .chunks(2)
+                        .map(|kv| {
+                            (
+                                String::from_utf8(kv[0].clone()).unwrap(),
+                                String::from_utf8(kv[1].clone()).unwrap(),
+                            )
+                        })
+                        .collect();
+                    StoredSession {
+                        layout: Layout::V010,
+                        tag: None,
+                        data: fields["data"].clone(),
+                        ttl: fields["ttl"].parse().unwrap(),
+                        deadline: fields["deadline"].parse().unwrap(),
+                        indexes: fields
+                            .get("indexes")
+                            .map(|t| serde_json::from_str(t).unwrap()),
+                    }
+                }
+                other => panic!("seed {seed}: {name} is a {other}"),
+            };
+            sessions.insert(name, (stored, at));
         } else if INDEXES
             .iter()
             .any(|p| key.starts_with(format!("{p}:").as_bytes()))
@@ -626,21 +753,27 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
             panic!("seed {seed}: unexpected key {} ({kind})", shown(&key));
         }
     }
+    assert!(secret_seen, "seed {seed}: the session secret is gone");
 
-    // Every session is well-formed, its `indexes` field is what its data says, and each of
-    // those index sets holds its token and expires no earlier than it.
-    for (token, (fields, at)) in &sessions {
-        let data: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&fields["data"])
-                .unwrap_or_else(|e| panic!("seed {seed}: session {token} data is not JSON ({e})"));
+    // Every session is well-formed, its index list is what its data says, and each of those
+    // index sets holds its token and expires no earlier than it.
+    for (token, (stored, at)) in &sessions {
+        let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&stored.data)
+            .unwrap_or_else(|e| panic!("seed {seed}: session {token} data is not JSON ({e})"));
         assert!(!data.contains_key("token"), "seed {seed}: {token}");
-        let ttl: i64 = fields["ttl"].parse().unwrap();
-        assert!((1..=315_360_000).contains(&ttl), "seed {seed}: {token}");
-        let _: i64 = fields["deadline"].parse().unwrap();
-        let listed: Vec<String> = fields
-            .get("indexes")
-            .map(|t| serde_json::from_str(t).unwrap())
-            .unwrap_or_default();
+        assert!(
+            (1..=315_360_000).contains(&stored.ttl),
+            "seed {seed}: {token}"
+        );
+        assert!(stored.deadline >= 0, "seed {seed}: {token}");
+        let listed = stored.index_keys();
+        if stored.layout == Layout::V2 {
+            assert_ne!(
+                stored.indexes,
+                Some(Vec::new()),
+                "seed {seed}: {token} lists an empty index list instead of leaving it out"
+            );
+        }
         let mut want: Vec<String> = Vec::new();
         for p in INDEXES {
             if let Some(text) = data.get(p).and_then(index_text) {
@@ -653,7 +786,7 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
         assert_eq!(
             listed, want,
             "seed {seed}: session {token} with data {}",
-            fields["data"]
+            stored.data
         );
         for index in &listed {
             let (members, index_at) = index_sets.get(index.as_bytes()).unwrap_or_else(|| {
@@ -676,11 +809,8 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
             let Ok(m) = std::str::from_utf8(m) else {
                 continue;
             };
-            if let Some((fields, _)) = sessions.get(m) {
-                let listed: Vec<String> = fields
-                    .get("indexes")
-                    .map(|t| serde_json::from_str(t).unwrap())
-                    .unwrap_or_default();
+            if let Some((stored, _)) = sessions.get(m) {
+                let listed = stored.index_keys();
                 assert!(
                     listed.contains(&index_name),
                     "seed {seed}: {index_name} holds {m}, whose indexes are {listed:?}"
@@ -699,9 +829,24 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
     } else {
         panic!("seed {seed}: user_id:7 with its foreign members is gone");
     }
+    // The fake sessions stay in the other index sets their texts list, too.
+    for fake in &fakes {
+        let value = c.get_bytes(fake).expect("a fake session is a bystander");
+        let name = String::from_utf8(fake.clone()).unwrap();
+        for index in StoredSession::parse_v2(&value).unwrap().index_keys() {
+            let (members, _) = index_sets
+                .get(index.as_bytes())
+                .unwrap_or_else(|| panic!("seed {seed}: {index} with the fake {name} is gone"));
+            assert!(
+                members.contains(fake),
+                "seed {seed}: {name} was removed from {index}"
+            );
+        }
+    }
     println!(
-        "barrage end state: {} sessions, {} index sets, {} bystanders intact; total {:.2} s",
+        "barrage end state: {} sessions ({} still 0.1.0 hashes), {} index sets, {} bystanders intact; total {:.2} s",
         sessions.len(),
+        sessions.values().filter(|(s, _)| s.layout == Layout::V010).count(),
         index_sets.len(),
         before.len(),
         started.elapsed().as_secs_f64()

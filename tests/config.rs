@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{is_lower_hex, module_path_str, Conn, Server};
+use common::{is_lower_hex, module_path_str, tag_v2, Conn, Layout, Server};
 
 /// Every setting with the value the "all settings" tests give it.
 const ALL_SETTINGS: [(&str, &str); 8] = [
@@ -43,10 +43,20 @@ fn assert_all_settings_in_effect(c: &mut Conn) {
     let key = format!("sess:{}", s.token);
     assert!(c.exists(&key), "no session at {key}");
     assert!(!c.exists(&s.token), "session stored without its prefix");
+    // The secret is under the key prefix too, and tags the session's prefixed key.
+    let secret = c
+        .secret("sess:")
+        .expect("the secret at sess:session-secret");
+    assert!(
+        !c.exists("session-secret"),
+        "secret stored without its prefix"
+    );
     // ttl 3600, max-lifetime 86400
-    let h = c.hgetall(&key);
-    assert_eq!(h.get("ttl").map(String::as_str), Some("3600"));
-    let deadline: i64 = h["deadline"].parse().unwrap();
+    let stored = c.stored(&key);
+    assert_eq!(stored.layout, Layout::V2);
+    assert_eq!(stored.tag, Some(tag_v2(&secret, key.as_bytes())));
+    assert_eq!(stored.ttl, 3600);
+    let deadline = stored.deadline;
     assert!(
         (t0 + 86_400_000..=t1 + 86_400_000).contains(&deadline),
         "deadline {deadline} not creation + 86400 s ({t0}..{t1})"
@@ -477,8 +487,8 @@ fn ttl_change_applies_to_sessions_created_afterwards() {
     let t0 = c.time_ms();
     let new = c.create(r#"{"n":2}"#, &[]);
     let t1 = c.time_ms();
-    assert_eq!(c.hget(&old.token, "ttl").as_deref(), Some("7200"));
-    assert_eq!(c.hget(&new.token, "ttl").as_deref(), Some("100"));
+    assert_eq!(c.stored(&old.token).ttl, 7200);
+    assert_eq!(c.stored(&new.token).ttl, 100);
     let exp = c.pexpiretime(&new.token);
     assert!((t0 + 100_000..=t1 + 100_000).contains(&exp), "{exp}");
     // The old session keeps sliding by its own TTL.
@@ -498,8 +508,8 @@ fn max_lifetime_change_applies_to_sessions_created_afterwards() {
     let t0 = c.time_ms();
     let new = c.create(r#"{"n":2}"#, &[]);
     let t1 = c.time_ms();
-    assert_eq!(c.hget(&old.token, "deadline").as_deref(), Some("0"));
-    let deadline: i64 = c.hget(&new.token, "deadline").unwrap().parse().unwrap();
+    assert_eq!(c.stored(&old.token).deadline, 0);
+    let deadline = c.stored(&new.token).deadline;
     assert!(
         (t0 + 60_000..=t1 + 60_000).contains(&deadline),
         "{deadline}"

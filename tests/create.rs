@@ -1,11 +1,12 @@
-//! SESSION.CREATE: reply shape, stored hash fields, expiry from TTL and max lifetime, options,
-//! tokens, and every error case (each leaving nothing written).
+//! SESSION.CREATE: reply shape, the stored session (layout 2) and the dataset's secret, expiry
+//! from TTL and max lifetime, options, tokens, and every error case (each leaving nothing
+//! written).
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{is_lower_hex, keys_of, normalize, parse_created_at, Conn, Server};
+use common::{is_lower_hex, keys_of, normalize, parse_created_at, tag_v2, Conn, Layout, Server};
 
 /// `createdAt` must be UTC "now": between the server times taken around the command.
 fn assert_created_at_now(created_at: &str, t0_ms: i64, t1_ms: i64) {
@@ -67,50 +68,95 @@ fn create_of_empty_object_replies_token_and_created_at() {
     assert_eq!(keys_of(&created.reply), ["token", "createdAt"]);
 }
 
+/// A session is one string, `s2 <tag> <ttl> <deadline>\n<data>` (no indexes configured: no
+/// index list, nor its space), tagged for its key with the dataset's secret, which the first
+/// CREATE made: 32 lowercase hex digits at `session-secret`, with no expiry.
 #[test]
-fn create_stores_documented_hash_fields() {
+fn create_stores_documented_layout_2_string() {
     let s = Server::start(&[]);
     let mut c = s.conn();
+    assert_eq!(c.dbsize(), 0);
+    assert_eq!(c.secret(""), None, "no secret before the first CREATE");
     let created = c.create(r#"{"user_id":150,"foo":"bar"}"#, &[]);
-    let h = c.hgetall(&created.token);
+    assert_eq!(c.key_type(&created.token), "string");
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.layout, Layout::V2);
     assert_eq!(
-        h.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["data", "deadline", "ttl"],
-        "no indexes configured: no indexes field; got {h:?}"
+        stored.indexes, None,
+        "no indexes configured: no index list; got {stored:?}"
     );
     assert_eq!(
-        normalize(&h["data"]),
+        normalize(&stored.data),
         created.data_text(),
         "data is the reply without token"
     );
-    assert!(!h["data"].contains("token"));
-    assert_eq!(h["ttl"], "7200");
-    assert_eq!(h["deadline"], "0");
-    assert_eq!(c.key_type(&created.token), "hash");
+    assert!(!stored.data.contains("token"));
+    assert_eq!(stored.ttl, 7200);
+    assert_eq!(stored.deadline, 0);
     assert_eq!(
         c.validate(&created.token).as_deref(),
-        Some(h["data"].as_str())
+        Some(stored.data.as_str())
     );
+    // The secret, and the tag it gives the token's key.
+    let secret = c.secret("").expect("CREATE made the secret");
+    assert_eq!(secret.len(), 32, "{secret}");
+    assert!(is_lower_hex(&secret), "{secret}");
+    assert_eq!(c.key_type("session-secret"), "string");
+    assert_eq!(
+        c.pexpiretime("session-secret"),
+        -1,
+        "the secret never expires"
+    );
+    let tag = tag_v2(&secret, created.token.as_bytes());
+    assert_eq!(stored.tag.as_deref(), Some(tag.as_str()));
+    // The exact bytes.
+    assert_eq!(
+        String::from_utf8(c.get_bytes(&created.token).unwrap()).unwrap(),
+        format!("s2 {tag} 7200 0\n{}", stored.data)
+    );
+    // The session and the secret, nothing else; a second CREATE keeps the same secret.
+    let mut expected = vec![
+        created.token.clone().into_bytes(),
+        b"session-secret".to_vec(),
+    ];
+    expected.sort();
+    assert_eq!(c.keys(), expected);
+    let second = c.create("{}", &[]);
+    assert_eq!(c.secret("").as_deref(), Some(secret.as_str()));
+    assert_eq!(
+        c.stored(&second.token).tag,
+        Some(tag_v2(&secret, second.token.as_bytes()))
+    );
+    assert_eq!(c.dbsize(), 3);
 }
 
 #[test]
-fn create_with_indexes_records_index_keys_in_hash() {
+fn create_with_indexes_records_index_keys_in_session() {
     let s = Server::start(&["indexes", "user_id,tenant_id"]);
     let mut c = s.conn();
     let created = c.create(r#"{"user_id":150,"tenant_id":"acme"}"#, &[]);
-    let h = c.hgetall(&created.token);
-    assert_eq!(
-        h.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["data", "deadline", "indexes", "ttl"]
-    );
-    let idx: Vec<String> = serde_json::from_str(&h["indexes"]).expect("indexes is a JSON array");
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.layout, Layout::V2);
+    let idx = stored.indexes.clone().expect("an index list");
+    assert_eq!(idx.len(), 2, "{idx:?}");
     assert_eq!(
         idx.into_iter().collect::<BTreeSet<_>>(),
         BTreeSet::from(["tenant_id:acme".to_string(), "user_id:150".to_string()])
     );
-    // A session with none of the indexed properties has no indexes field.
+    // The list is compact JSON, the header's fifth field.
+    let value = String::from_utf8(c.get_bytes(&created.token).unwrap()).unwrap();
+    let header = value.split_once('\n').unwrap().0;
+    let list = header.splitn(5, ' ').nth(4).expect("a fifth header field");
+    assert_eq!(
+        list,
+        serde_json::to_string(stored.indexes.as_ref().unwrap()).unwrap()
+    );
+    // A session with none of the indexed properties has no index list (nor its space).
     let plain = c.create(r#"{"other":1}"#, &[]);
-    assert!(!c.hgetall(&plain.token).contains_key("indexes"));
+    assert_eq!(c.stored(&plain.token).indexes, None);
+    let value = String::from_utf8(c.get_bytes(&plain.token).unwrap()).unwrap();
+    let header = value.split_once('\n').unwrap().0;
+    assert_eq!(header.split(' ').count(), 4, "{header:?}");
 }
 
 /// Creates with `options` and checks expiry = now + `ttl_s` and deadline = now + `max_s`
@@ -119,9 +165,10 @@ fn assert_create_timing(c: &mut Conn, options: &[&str], ttl_s: i64, max_s: i64) 
     let t0 = c.time_ms();
     let created = c.create(r#"{"a":1}"#, options);
     let t1 = c.time_ms();
-    let h = c.hgetall(&created.token);
-    assert_eq!(h["ttl"], ttl_s.to_string(), "options {options:?}");
-    let deadline: i64 = h["deadline"].parse().unwrap();
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.layout, Layout::V2, "options {options:?}");
+    assert_eq!(stored.ttl, ttl_s, "options {options:?}");
+    let deadline = stored.deadline;
     if max_s == 0 {
         assert_eq!(deadline, 0, "options {options:?}");
     } else {
@@ -223,7 +270,9 @@ fn tokens_are_distinct_across_many_creates() {
     let n = 2000;
     let tokens: BTreeSet<String> = (0..n).map(|_| c.create("{}", &[]).token).collect();
     assert_eq!(tokens.len(), n);
-    assert_eq!(c.dbsize(), n as i64);
+    // Every session, and the secret.
+    assert!(c.secret("").is_some());
+    assert_eq!(c.dbsize(), n as i64 + 1);
 }
 
 /// Runs `SESSION.CREATE args...` and checks it fails with an error starting with
@@ -448,7 +497,9 @@ fn refused_create_leaves_existing_keys_alone() {
     let s = server_with_index();
     let mut c = s.conn();
     let kept = c.create(r#"{"user_id":1}"#, &[]);
-    let before = c.hgetall(&kept.token);
+    let before = c.get_bytes(&kept.token).expect("the session");
+    let exp = c.pexpiretime(&kept.token);
+    let secret = c.secret("");
     let members = c.smembers("user_id:1");
     assert_refused(
         &mut c,
@@ -456,6 +507,8 @@ fn refused_create_leaves_existing_keys_alone() {
         "ERR data must not contain",
     );
     assert_refused(&mut c, &[r#"{"user_id":1}"#, "TTL", "0"], "ERR TTL");
-    assert_eq!(c.hgetall(&kept.token), before);
+    assert_eq!(c.get_bytes(&kept.token), Some(before));
+    assert_eq!(c.pexpiretime(&kept.token), exp);
+    assert_eq!(c.secret(""), secret);
     assert_eq!(c.smembers("user_id:1"), members);
 }

@@ -11,39 +11,67 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use common::{snapshot, sync_replica, Conn, KeyState, Server};
+use common::{snapshot, sync_replica, Conn, KeyState, Server, StoredSession};
 
 const MODULE_ARGS: [&str; 2] = ["indexes", "user_id,tenant_id"];
 
 /// How long a background AOF rewrite may take.
 const REWRITE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The sessions of a snapshot: key and `data` field.
+/// The session secret's key (no key prefix here).
+const SECRET_KEY: &str = "session-secret";
+
+/// The sessions of a snapshot: key and stored data. Every string but the secret must be a
+/// layout-2 session; the module writes no hash.
 fn sessions(snap: &BTreeMap<String, KeyState>) -> Vec<(String, String)> {
     snap.iter()
         .filter_map(|(k, v)| match v {
-            KeyState::Hash(fields, _) => Some((k.clone(), fields["data"].clone())),
+            KeyState::String(_, _) if k == SECRET_KEY => None,
+            KeyState::String(value, _) => {
+                let s = StoredSession::parse_v2(value).unwrap_or_else(|| {
+                    panic!(
+                        "{k} is not a layout-2 session: {:?}",
+                        String::from_utf8_lossy(value)
+                    )
+                });
+                Some((k.clone(), s.data))
+            }
+            KeyState::Hash(..) => panic!("{k}: the module wrote a hash"),
             KeyState::Set(..) => None,
         })
         .collect()
 }
 
-/// Checks the snapshot holds sessions, each with an expiry, and indexes: with an expiry on
-/// servers without key events, without one where key events keep them exact (`key_events`).
+/// Checks the snapshot holds sessions (layout-2 strings), each with an expiry, the secret
+/// (32 hex digits, no expiry), and indexes: with an expiry on servers without key events,
+/// without one where key events keep them exact (`key_events`).
 fn assert_plausible(snap: &BTreeMap<String, KeyState>, min_sessions: usize, key_events: bool) {
-    let hashes = snap
+    let sessions = sessions(snap).len();
+    let sets = snap
         .values()
-        .filter(|v| matches!(v, KeyState::Hash(..)))
+        .filter(|v| matches!(v, KeyState::Set(..)))
         .count();
-    let sets = snap.len() - hashes;
-    assert!(hashes >= min_sessions, "{hashes} sessions: {snap:#?}");
+    assert!(sessions >= min_sessions, "{sessions} sessions: {snap:#?}");
     assert!(sets >= 2, "{sets} index sets: {snap:#?}");
+    assert_eq!(
+        snap.len(),
+        sessions + sets + 1,
+        "sessions, index sets and the secret only: {snap:#?}"
+    );
+    match snap.get(SECRET_KEY) {
+        Some(KeyState::String(hex, -1)) => assert!(
+            hex.len() == 32 && common::is_lower_hex(&String::from_utf8_lossy(hex)),
+            "secret {hex:?}"
+        ),
+        other => panic!("the secret is a persistent string, got {other:?}"),
+    }
     for (k, v) in snap {
         match v {
+            KeyState::String(..) if k == SECRET_KEY => {}
             KeyState::Set(_, exp) if key_events => {
                 assert_eq!(*exp, -1, "{k}: an exact index has no expiry of its own")
             }
-            KeyState::Hash(_, exp) | KeyState::Set(_, exp) => {
+            KeyState::String(_, exp) | KeyState::Hash(_, exp) | KeyState::Set(_, exp) => {
                 assert!(*exp > 0, "{k} has no expiry ({exp})")
             }
         }
@@ -241,8 +269,8 @@ fn aof_with_rewrite_replays_without_and_with_the_module() {
     // user_id 1 to 6 and tenant_id:beta; tenant_id:acme emptied and gone.
     assert_eq!(
         expected.len(),
-        7 + 7,
-        "7 sessions, 7 index sets: {expected:#?}"
+        7 + 7 + 1,
+        "7 sessions, 7 index sets, the secret: {expected:#?}"
     );
     drop(c);
     let dir = server.shutdown();
@@ -258,11 +286,21 @@ fn aof_with_rewrite_replays_without_and_with_the_module() {
         !incr.to_lowercase().contains("session."),
         "AOF holds SESSION.* commands:\n{incr}"
     );
+    // VALIDATE writes PEXPIREAT; CREATE and UPDATE write `SET key value PXAT ms`.
     assert!(
         incr.contains("PEXPIREAT"),
         "no PEXPIREAT in the AOF:\n{incr}"
     );
-    for relative in ["\r\nEXPIRE\r\n", "\r\nPEXPIRE\r\n"] {
+    assert!(
+        incr.contains("\r\nPXAT\r\n"),
+        "no SET ... PXAT in the AOF:\n{incr}"
+    );
+    for relative in [
+        "\r\nEXPIRE\r\n",
+        "\r\nPEXPIRE\r\n",
+        "\r\nEX\r\n",
+        "\r\nPX\r\n",
+    ] {
         assert!(
             !incr.contains(relative),
             "relative expiry in the AOF:\n{incr}"
@@ -347,8 +385,8 @@ fn rdb_save_and_load_keeps_sessions_and_expiries() {
         assert_eq!(c.pexpiretime(key), *exp, "{key} expiry");
     }
     for t in [&a, &b, &d] {
-        let KeyState::Hash(_, exp) = &expected[t.as_str()] else {
-            panic!("{t} is not a hash");
+        let KeyState::String(_, exp) = &expected[t.as_str()] else {
+            panic!("{t} is not a string");
         };
         assert_eq!(c.pexpiretime(t), *exp, "session {t} expiry");
     }

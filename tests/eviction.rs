@@ -8,6 +8,13 @@
 //! evicts, no longer holds its token. A replica without the module ends up with the
 //! primary's keyspace, evictions included.
 //!
+//! Under `allkeys-*` the session secret's key can be evicted as well: the module keeps the
+//! secret in memory and its write commands put the key back, so sessions keep validating.
+//! (`secret_evictions` counts it, from the `evicted` keyspace event; `allkeys-random`
+//! typically evicts it a few times per run.) So that "nothing validates" cannot come from a
+//! lost secret, each test also checks that the live sessions read (SESSION.GET) before the
+//! revocation, that the secret is the same key after it, and that the new logins validate.
+//!
 //! Scaled from NOTES "Eviction" (30 MB, 120,000 CREATEs, 20,000 users) to 4 MB, 18,000
 //! CREATEs and 3,000 users, so that the 14 tests run in parallel in seconds.
 //!
@@ -18,7 +25,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Instant;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use redis::Value;
 
@@ -40,8 +49,8 @@ const MAXMEMORY: &str = "4mb";
 /// The least `evicted_keys` for the run to count as an eviction scenario at all.
 const MIN_EVICTED: i64 = 5_000;
 
-/// 40 bytes of padding: the session data is then past `hash-max-listpack-value` (64 bytes),
-/// as real session data usually is.
+/// 40 bytes of padding, so that a session's string (header and data, some 110 bytes) is of
+/// the size of real sessions, past the 44 bytes of an embedded string.
 const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
 /// Whether the users log in again between the revocation and the validation of their old
@@ -132,16 +141,17 @@ fn strings(v: Value, what: &str) -> Vec<String> {
 }
 
 /// Every key with its type, value and PEXPIRETIME, like `common::snapshot` but pipelined
-/// (thousands of keys). The keyspace must not change meanwhile: callers lift `maxmemory`
-/// first, and no session expires within the test (TTLs are 600 s or more).
+/// (thousands of keys): strings (sessions and the secret) and sets (indexes); any other type
+/// fails the test. The keyspace must not change meanwhile: callers lift `maxmemory` first,
+/// and no session expires within the test (TTLs are 600 s or more).
 fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
     let keys = c.keys();
     let replies = pipelined(c, &keys, |k| command(&[b"TYPE", k]));
-    let mut hashes = Vec::new();
+    let mut texts = Vec::new();
     let mut sets = Vec::new();
     for (key, t) in keys.into_iter().zip(replies) {
         match as_string(&t).as_deref() {
-            Some("hash") => hashes.push(key),
+            Some("string") => texts.push(key),
             Some("set") => sets.push(key),
             other => panic!(
                 "unexpected type {other:?} at {}",
@@ -150,28 +160,93 @@ fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
         }
     }
     let mut out = BTreeMap::new();
-    for (keys, is_hash) in [(hashes, true), (sets, false)] {
-        let read: &[u8] = if is_hash { b"HGETALL" } else { b"SMEMBERS" };
+    for (keys, is_string) in [(texts, true), (sets, false)] {
+        let read: &[u8] = if is_string { b"GET" } else { b"SMEMBERS" };
         let values = pipelined(c, &keys, |k| command(&[read, k]));
         let expiries = pipelined(c, &keys, |k| command(&[b"PEXPIRETIME", k]));
         for ((key, value), exp) in keys.iter().zip(values).zip(&expiries) {
             let name = String::from_utf8_lossy(key).into_owned();
             let exp = int_reply(exp, "PEXPIRETIME");
-            let items = strings(value, &name);
-            let state = if is_hash {
-                assert!(items.len().is_multiple_of(2), "HGETALL {name}: odd length");
-                let fields = items
-                    .chunks(2)
-                    .map(|kv| (kv[0].clone(), kv[1].clone()))
-                    .collect();
-                KeyState::Hash(fields, exp)
+            let state = if is_string {
+                match value {
+                    Value::BulkString(b) => KeyState::String(b, exp),
+                    other => panic!("GET {name}: {other:?}"),
+                }
             } else {
-                KeyState::Set(items.into_iter().collect(), exp)
+                KeyState::Set(strings(value, &name).into_iter().collect(), exp)
             };
             out.insert(name, state);
         }
     }
     out
+}
+
+/// The keyspace channel of the secret's key, and a channel that marks the end of a read.
+const SECRET_CHANNEL: &str = "__keyspace@0__:session-secret";
+const MARKER_CHANNEL: &str = "eviction-marker";
+
+/// A RESP2 subscriber to [`SECRET_CHANNEL`] and [`MARKER_CHANNEL`], to count how often the
+/// secret's key was evicted (`notify-keyspace-events Ke`).
+struct SecretWatch(BufReader<TcpStream>);
+
+impl SecretWatch {
+    fn start(server: &Server) -> SecretWatch {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let req = format!(
+            "*3\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{SECRET_CHANNEL}\r\n${}\r\n{MARKER_CHANNEL}\r\n",
+            SECRET_CHANNEL.len(),
+            MARKER_CHANNEL.len()
+        );
+        stream.write_all(req.as_bytes()).expect("SUBSCRIBE");
+        let mut watch = SecretWatch(BufReader::new(stream));
+        for _ in 0..2 {
+            assert_eq!(watch.message()[0], "subscribe");
+        }
+        watch
+    }
+
+    /// One pushed array of bulk strings (none of them holds a line break).
+    fn message(&mut self) -> Vec<String> {
+        let mut line = || {
+            let mut l = String::new();
+            self.0.read_line(&mut l).expect("subscriber read");
+            l.trim_end_matches("\r\n").to_string()
+        };
+        let head = line();
+        let n: usize = head
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not an array: {head:?}"));
+        (0..n)
+            .map(|_| {
+                let kind = line();
+                if kind.starts_with('$') {
+                    line()
+                } else {
+                    kind[1..].to_string()
+                }
+            })
+            .collect()
+    }
+
+    /// How many times the secret's key was evicted since the last call.
+    fn evictions(&mut self, c: &mut Conn) -> usize {
+        assert!(c.int(&["PUBLISH", MARKER_CHANNEL, "end"]) >= 1);
+        let mut evicted = 0;
+        loop {
+            let m = self.message();
+            assert_eq!(m[0], "message", "{m:?}");
+            if m[1] == MARKER_CHANNEL {
+                return evicted;
+            }
+            if m[2] == "evicted" {
+                evicted += 1;
+            }
+        }
+    }
 }
 
 /// Syncs the replica, then compares it with the primary; returns the number of differing
@@ -204,6 +279,14 @@ struct Figures {
     oom: usize,
     evicted: i64,
     live_before: usize,
+    /// Live sessions that SESSION.GET (which writes nothing) reads before the revocation.
+    readable_before: usize,
+    /// How many times the secret's key was evicted during the CREATEs.
+    secret_evictions: usize,
+    /// The secret's key once the CREATEs were done (an `allkeys-*` policy may evict it; the
+    /// next write command puts it back), and after the revocation.
+    secret_before: Option<String>,
+    secret_after: Option<String>,
     /// Live sessions that their user's index set does not hold.
     missing_from_index: usize,
     /// Index members that are not live sessions.
@@ -215,6 +298,8 @@ struct Figures {
     indexes: usize,
     replica_mismatch_before: usize,
     validated: usize,
+    /// The new logins (one per user, `Relogin::Yes` only) that validate.
+    relogins_validated: usize,
     replica_mismatch_after: usize,
 }
 
@@ -231,6 +316,8 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
     let replica = Server::start_replica_without_module(&primary);
     let mut c = primary.conn();
     let server = c.server_kind();
+    c.ok(&["CONFIG", "SET", "notify-keyspace-events", "Ke"]);
+    let mut watch = SecretWatch::start(&primary);
 
     // Users picked at random, so that how long ago a user last logged in varies: that is
     // what lets an index set become a better eviction candidate than its sessions.
@@ -255,6 +342,8 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
     // revocation could only remove sessions, never make one validate, so this is the
     // strict variant.
     c.ok(&["CONFIG", "SET", "maxmemory", "0"]);
+    let secret_before = c.secret("");
+    let secret_evictions = watch.evictions(&mut c);
 
     let exists = pipelined(&mut c, &issued, |(t, _)| {
         command(&[b"EXISTS", t.as_bytes()])
@@ -310,6 +399,19 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
         .collect::<HashSet<u64>>()
         .len();
     let persistent_indexes = index_exp.values().filter(|e| **e == -1).count();
+    // The positive control for the revocation below: the live sessions are still told
+    // apart with the dataset's secret (evicted or not) and read.
+    let readable_before = pipelined(&mut c, &live_list, |(t, _)| {
+        command(&[b"SESSION.GET", t.as_bytes()])
+    })
+    .into_iter()
+    .zip(&live_list)
+    .filter(|(v, (t, _))| match v {
+        Value::Nil => false,
+        Value::BulkString(_) => true,
+        other => panic!("SESSION.GET {t}: {other:?}"),
+    })
+    .count();
 
     let replica_mismatch_before = replica_mismatch(&mut c, &replica, "before revoke");
 
@@ -319,10 +421,12 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
     for (u, r) in users.iter().zip(&revoked) {
         int_reply(r, &format!("SESSION.REVOKEINDEX user_id {u}"));
     }
+    let mut relogins = Vec::new();
     if relogin == Relogin::Yes {
         let again: Vec<(u64, u64)> = users.iter().map(|u| (*u, 600)).collect();
-        let (_, refused) = create_sessions(&mut c, &again);
+        let (made, refused) = create_sessions(&mut c, &again);
         assert_eq!(refused, 0, "OOM with maxmemory lifted");
+        relogins = made;
     }
     let validated = pipelined(&mut c, &issued, |(t, _)| {
         command(&[b"SESSION.VALIDATE", t.as_bytes()])
@@ -335,6 +439,13 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
         other => panic!("SESSION.VALIDATE {t}: {other:?}"),
     })
     .count();
+    let relogins_validated = pipelined(&mut c, &relogins, |(t, _)| {
+        command(&[b"SESSION.VALIDATE", t.as_bytes()])
+    })
+    .into_iter()
+    .filter(|v| matches!(v, Value::BulkString(_)))
+    .count();
+    let secret_after = c.secret("");
 
     let replica_mismatch_after = replica_mismatch(&mut c, &replica, "after revoke");
 
@@ -345,6 +456,10 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
         oom,
         evicted,
         live_before: live.len(),
+        readable_before,
+        secret_evictions,
+        secret_before,
+        secret_after,
         missing_from_index,
         stale_in_index,
         index_expiring_early,
@@ -352,6 +467,7 @@ fn run(policy: &str, relogin: Relogin) -> Figures {
         indexes: indexes.len(),
         replica_mismatch_before,
         validated,
+        relogins_validated,
         replica_mismatch_after,
     }
 }
@@ -364,13 +480,18 @@ fn check(policy: &str, relogin: Relogin) {
     };
     println!(
         "EVICTION server={} policy={policy} created={} oom={} evicted={} live_before={} \
+         readable_before={} secret_evictions={} secret_after_creates={} \
          missing_from_index={} stale_in_index={} index_expiring_early={} \
-         persistent_indexes={}/{} replica_mismatch={}/{} {after}={} create_secs={:.2}",
+         persistent_indexes={}/{} replica_mismatch={}/{} {after}={} relogins_validated={} \
+         create_secs={:.2}",
         f.server,
         f.created,
         f.oom,
         f.evicted,
         f.live_before,
+        f.readable_before,
+        f.secret_evictions,
+        f.secret_before.is_some(),
         f.missing_from_index,
         f.stale_in_index,
         f.index_expiring_early,
@@ -379,6 +500,7 @@ fn check(policy: &str, relogin: Relogin) {
         f.replica_mismatch_before,
         f.replica_mismatch_after,
         f.validated,
+        f.relogins_validated,
         f.create_secs,
     );
 
@@ -402,6 +524,31 @@ fn check(policy: &str, relogin: Relogin) {
         );
         assert_eq!(f.persistent_indexes, f.indexes, "index sets with an expiry");
     }
+    // Every live session its index holds reads before the revocation (with key events that
+    // is every live one), so that nothing validating after it is not for want of a secret.
+    assert_eq!(
+        f.readable_before,
+        f.live_before - f.missing_from_index,
+        "live sessions in their index that SESSION.GET does not read"
+    );
+    assert!(f.readable_before > 0, "no live session to revoke");
+    // The write commands leave the secret's key in place, written back if it was evicted,
+    // and it is the same secret throughout.
+    let after = f
+        .secret_after
+        .as_deref()
+        .expect("no secret key after the revocation");
+    assert!(
+        after.len() == 32 && common::is_lower_hex(after),
+        "secret {after:?}"
+    );
+    if let Some(before) = &f.secret_before {
+        assert_eq!(before, after, "the secret changed");
+    }
+    // The secret has no expiry, so only an `allkeys-*` policy may evict it.
+    if policy.starts_with("volatile-") {
+        assert_eq!(f.secret_evictions, 0, "{policy} evicted the secret");
+    }
     assert_eq!(
         f.replica_mismatch_before, 0,
         "replica differs from primary before revoke"
@@ -414,6 +561,12 @@ fn check(policy: &str, relogin: Relogin) {
     // every index set, and VALIDATE ends a session whose index set is gone or, since this
     // server evicts, does not hold its token (a set made again by the new login).
     assert_eq!(f.validated, 0, "revoked sessions still validate");
+    if relogin == Relogin::Yes {
+        assert_eq!(
+            f.relogins_validated, USERS as usize,
+            "the new logins after the revocation validate"
+        );
+    }
 }
 
 macro_rules! policy_tests {

@@ -26,6 +26,12 @@ fn without_key_events(c: &mut Conn, test: &str) -> bool {
     true
 }
 
+/// The `createdAt` text of a session's data.
+fn parse_created_at_field(data: &str) -> String {
+    let m = common::parse_object(data);
+    m["createdAt"].as_str().expect("createdAt").to_string()
+}
+
 fn set_of<S: AsRef<str>>(items: &[S]) -> BTreeSet<String> {
     items.iter().map(|s| s.as_ref().to_string()).collect()
 }
@@ -64,8 +70,9 @@ fn sessions_that_expire_leave_every_index_at_once() {
     let short = create_many(&mut c, 30, 3, "1");
     // Active expiry reaps the 90 short sessions within a few cycles; once they are gone, so
     // are their index entries, and the users who had only short sessions have no index.
+    // (The keyspace also holds the session secret, which never expires.)
     wait_until(Duration::from_secs(10), "short sessions expired", || {
-        short.iter().all(|(t, _)| !c.exists(t)) && c.dbsize() < 40 + 40
+        short.iter().all(|(t, _)| !c.exists(t)) && c.dbsize() < 40 + 40 + 1
     });
     for user in 0..30 {
         let want: Vec<&str> = long
@@ -92,10 +99,11 @@ fn sessions_that_expire_leave_every_index_at_once() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert_eq!(removed, 90 * 2, "one removal per short session and index");
+    assert!(c.secret("").is_some(), "no session secret");
     assert_eq!(
         c.dbsize(),
-        40 + 20 + 3,
-        "long sessions, their users and tenants"
+        40 + 20 + 3 + 1,
+        "long sessions, their users and tenants, and the secret"
     );
     sync_replica(&mut c, &replica);
     assert_eq!(snapshot(&mut replica.conn()), snapshot(&mut c));
@@ -149,12 +157,36 @@ fn sessions_deleted_or_overwritten_by_hand_leave_their_indexes() {
     let t: Vec<String> = (0..5)
         .map(|_| c.create(r#"{"user_id":5,"tenant_id":"a"}"#, &[]).token)
         .collect();
+    // And a 0.1.0 hash session in the same indexes.
+    let old = format!("{:048x}", 0x0105u64);
+    let now = c.time_ms();
+    c.write_v010(
+        &old,
+        r#"{"user_id":5,"tenant_id":"a"}"#,
+        3600,
+        0,
+        &["user_id:5", "tenant_id:a"],
+        now + 3_600_000,
+    );
+    assert_eq!(c.smembers("user_id:5").len(), 6);
     assert_eq!(c.int(&["DEL", &t[0]]), 1);
     assert_eq!(c.int(&["UNLINK", &t[1]]), 1);
     c.ok(&["SET", &t[2], "over"]);
-    c.ok(&["HSET", &t[3], "data", "{}"]); // a field write is not an overwrite: still a session
-    assert_eq!(c.smembers("user_id:5"), set_of(&[&t[3], &t[4]]));
-    assert_eq!(c.smembers("tenant_id:a"), set_of(&[&t[3], &t[4]]));
+    // A write in place is not an overwrite: still a session, still indexed. For layout 2,
+    // SETRANGE over part of the data (here createdAt, to a text of the same length) ...
+    let value = c.get_bytes(&t[3]).expect("session string");
+    let data_at = value.iter().position(|&b| b == b'\n').expect("header line") + 1;
+    let stored = c.stored(&t[3]);
+    let created_at = parse_created_at_field(&stored.data);
+    let new_data = stored.data.replace(&created_at, "2000-01-01 00:00:00");
+    assert_ne!(new_data, stored.data);
+    c.ok(&["SETRANGE", &t[3], &data_at.to_string(), &new_data]);
+    assert_eq!(c.stored(&t[3]).data, new_data);
+    assert_eq!(c.get(&t[3]), Some(new_data), "the module still reads it");
+    // ... and for a 0.1.0 hash, a field write.
+    c.ok(&["HSET", &old, "data", "{}"]);
+    assert_eq!(c.smembers("user_id:5"), set_of(&[&t[3], &t[4], &old]));
+    assert_eq!(c.smembers("tenant_id:a"), set_of(&[&t[3], &t[4], &old]));
     assert_eq!(
         c.string(&["GET", &t[2]]),
         "over",
@@ -172,7 +204,11 @@ fn sessions_deleted_or_overwritten_by_hand_leave_their_indexes() {
         dump.as_slice(),
         b"REPLACE",
     ]);
+    assert_eq!(c.smembers("user_id:5"), set_of(&[&t[3], &old]));
+    // An overwrite of the 0.1.0 hash leaves its indexes too.
+    c.ok(&["SET", &old, "over"]);
     assert_eq!(c.smembers("user_id:5"), set_of(&[&t[3]]));
+    assert_eq!(c.smembers("tenant_id:a"), set_of(&[&t[3]]));
     sync_replica(&mut c, &replica);
     let mut r = replica.conn();
     for key in ["user_id:5", "tenant_id:a"] {
@@ -247,7 +283,8 @@ fn exact_indexes_have_no_expiry_and_end_with_their_last_session() {
     assert_eq!(c.smembers("user_id:1"), set_of(&[&a]));
     assert_eq!(c.int(&["SESSION.DESTROY", &a]), 1);
     assert!(!c.exists("user_id:1") && !c.exists("tenant_id:x"));
-    assert_eq!(c.dbsize(), 0);
+    // Nothing is left but the session secret.
+    assert_eq!(c.keys(), vec![b"session-secret".to_vec()]);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use common::{module_path_str, Conn, Server};
+use common::{module_path_str, Conn, Layout, Server, StoredSession};
 
 fn info_number(c: &mut Conn, section: &str, field: &str) -> i64 {
     c.info_field(section, field)
@@ -139,8 +139,18 @@ fn created_at_as_an_index_is_joined_at_create_as_at_update() {
     let patched = c.opt_string(&["SESSION.UPDATE", &created.token, r#"{"x":1}"#]);
     assert!(patched.is_some());
     assert_eq!(c.smembers(&index), [created.token.clone()].into());
-    let h = c.hget(&created.token, "indexes").expect("indexes field");
-    assert_eq!(h, serde_json::to_string(&[&index]).unwrap());
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.layout, Layout::V2);
+    assert_eq!(stored.indexes, Some(vec![index.clone()]), "index list");
+    // The list is written as compact JSON at the end of the header line.
+    let value = c.get_bytes(&created.token).expect("session string");
+    let header = String::from_utf8_lossy(&value)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let list = serde_json::to_string(&[&index]).unwrap();
+    assert!(header.ends_with(&format!(" {list}")), "{header}");
 }
 
 /// `CONFIG SET session.index-prefix "x\r\nrole:slave"` added a line `role:slave` to INFO
@@ -178,20 +188,26 @@ fn update_of_a_session_in_twenty_thousand_indexes_moves_all_of_them() {
         format!("{{{}}}", fields.join(","))
     };
     let created = c.create(&data(1), &["TTL", "600"]);
-    assert_eq!(c.dbsize(), 1 + n as i64);
+    // The session, its indexes and the session secret.
+    assert!(c.secret("").is_some(), "no session secret");
+    assert_eq!(c.dbsize(), 2 + n as i64);
     let moved = c.opt_string(&["SESSION.UPDATE", &created.token, &data(2)]);
     assert!(moved.is_some());
     assert_eq!(
         c.dbsize(),
-        1 + n as i64,
+        2 + n as i64,
         "every old index left, every new one joined"
     );
     for p in ["p0", "p9999", "p19999"] {
         assert!(!c.exists(format!("{p}:1")));
         assert_eq!(c.smembers(format!("{p}:2")), [created.token.clone()].into());
     }
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.index_keys().len(), n, "index list of the session");
+    assert!(stored.index_keys().iter().all(|k| k.ends_with(":2")));
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "p123", "2"]), 1);
-    assert_eq!(c.dbsize(), 0);
+    // Every index went with the session; only the secret is left.
+    assert_eq!(c.keys(), vec![b"session-secret".to_vec()]);
 }
 
 /// `MODULE UNLOAD` leaves the library mapped: 0.1.0's counters went on from the old
@@ -226,46 +242,63 @@ fn module_load_after_unload_starts_the_counters_at_zero() {
 }
 
 /// A session past its max lifetime whose key still exists (time stands still inside a
-/// script; here a 0.1.0 hash written by hand with a deadline in the past) is one GET and
-/// VALIDATE call unknown: LIST does not show it, REVOKEINDEX and DESTROY do not count it,
-/// though they take it away.
+/// script; here sessions written by hand with a deadline in the past, in layout 2 and as
+/// 0.1.0 hashes) is one GET and VALIDATE call unknown: LIST does not show it, REVOKEINDEX
+/// and DESTROY do not count it, though they take it away.
 #[test]
 fn sessions_past_their_max_lifetime_are_neither_listed_nor_counted() {
     let s = Server::start(&["indexes", "user_id"]);
     let mut c = s.conn();
     let live = c.create(r#"{"user_id":4}"#, &[]).token;
-    let past = |c: &mut Conn, i: u32| {
+    let past = |c: &mut Conn, i: u32, layout: Layout| {
         let token = format!("{:048x}", 0xdead_0000u64 + u64::from(i));
-        c.ok(&[
-            "HSET",
-            &token,
-            "data",
-            r#"{"user_id":4}"#,
-            "ttl",
-            "600",
-            "deadline",
-            "1000",
-            "indexes",
-            r#"["user_id:4"]"#,
-        ]);
-        c.ok(&["SADD", "user_id:4", &token]);
+        let expire_at = c.time_ms() + 600_000;
+        match layout {
+            Layout::V2 => {
+                let session = StoredSession {
+                    layout,
+                    tag: None,
+                    data: r#"{"user_id":4}"#.to_string(),
+                    ttl: 600,
+                    deadline: 1000,
+                    indexes: Some(vec!["user_id:4".to_string()]),
+                };
+                c.write_v2(&token, "", &session, expire_at);
+                c.ok(&["SADD", "user_id:4", &token]);
+            }
+            Layout::V010 => c.write_v010(
+                &token,
+                r#"{"user_id":4}"#,
+                600,
+                1000,
+                &["user_id:4"],
+                expire_at,
+            ),
+        }
+        assert_eq!(c.stored(&token).deadline, 1000);
         token
     };
-    let (p1, p2) = (past(&mut c, 1), past(&mut c, 2));
-    assert_eq!(c.get(&p1), None);
+    let (p1, p2) = (past(&mut c, 1, Layout::V2), past(&mut c, 2, Layout::V2));
+    let (h1, h2) = (past(&mut c, 3, Layout::V010), past(&mut c, 4, Layout::V010));
+    assert_eq!(c.smembers("user_id:4").len(), 5);
+    for t in [&p1, &h1] {
+        assert_eq!(c.get(t), None, "{t}");
+    }
     let listed = c.cmd(&["SESSION.LIST", "user_id", "4"]);
     let Value::Array(items) = listed else {
         panic!("LIST: {listed:?}")
     };
     assert_eq!(items.len(), 1, "only the live one");
-    assert_eq!(c.int(&["SESSION.DESTROY", &p1]), 0);
-    assert!(!c.exists(&p1), "taken away all the same");
+    for t in [&p1, &h1] {
+        assert_eq!(c.int(&["SESSION.DESTROY", t]), 0, "{t}");
+        assert!(!c.exists(t), "{t} taken away all the same");
+    }
     assert_eq!(
         c.int(&["SESSION.REVOKEINDEX", "user_id", "4"]),
         1,
         "only the live one"
     );
-    assert!(!c.exists(&p2) && !c.exists(&live) && !c.exists("user_id:4"));
+    assert!(!c.exists(&p2) && !c.exists(&h2) && !c.exists(&live) && !c.exists("user_id:4"));
 }
 
 /// With `:` in property names, `a`="b:c" and `a:b`="c" both gave the index key `a:b:c`.
@@ -340,6 +373,30 @@ fn commands_that_change_nothing_leave_watch_alone() {
     ));
     assert!(!c.exists(&t));
     assert_eq!(c.string(&["GET", &foreign]), "not a session");
+    // A string in layout 2 copied from another session's key is no session either (its tag
+    // is of the other key's name): the same commands leave it and its WATCHes alone.
+    let source = c.create(r#"{"user_id":2}"#, &["TTL", "600"]).token;
+    let value = c.get_bytes(&source).expect("session string");
+    let copied = "cd".repeat(24);
+    c.ok(&[
+        b"SET".as_slice(),
+        copied.as_bytes(),
+        &value,
+        b"PX",
+        b"600000",
+    ]);
+    for command in [
+        vec!["SESSION.VALIDATE", copied.as_str()],
+        vec!["SESSION.UPDATE", copied.as_str(), r#"{"a":1}"#],
+        vec!["SESSION.DESTROY", copied.as_str()],
+        vec!["SESSION.GET", copied.as_str()],
+    ] {
+        assert!(
+            watch_survives(&mut w, &mut c, &copied, &command),
+            "copied: {command:?}"
+        );
+    }
+    assert_eq!(c.get_bytes(&copied), Some(value));
 }
 
 /// A connection speaking raw RESP (2 or 3), for pub/sub messages and tracking pushes.

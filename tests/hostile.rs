@@ -7,6 +7,13 @@ use redis::Value;
 
 use common::{error_text, Server, UNKNOWN_TOKEN};
 
+/// `names` as `Conn::keys` returns them: raw bytes, sorted.
+fn keys_named<K: AsRef<[u8]>>(names: &[K]) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = names.iter().map(|n| n.as_ref().to_vec()).collect();
+    keys.sort();
+    keys
+}
+
 #[test]
 fn hostile_tokens_are_unknown_and_server_lives() {
     let mut s = Server::start(&["indexes", "user_id"]);
@@ -26,6 +33,12 @@ fn hostile_tokens_are_unknown_and_server_lives() {
         "0".repeat(1 << 20).into_bytes(),
         format!("{}\x00{}", &created.token[..24], &created.token[25..]).into_bytes(),
         format!("{}\x00", created.token).into_bytes(),
+        // The secret's key, and the secret's text (32 lowercase hex digits, so token-shaped,
+        // but no key has that name).
+        b"session-secret".to_vec(),
+        c.secret("")
+            .expect("the first CREATE makes the secret")
+            .into_bytes(),
     ];
     for t in &tokens {
         for cmd in ["SESSION.VALIDATE", "SESSION.GET"] {
@@ -33,7 +46,11 @@ fn hostile_tokens_are_unknown_and_server_lives() {
             assert_eq!(v, Value::Nil, "{cmd} on a {}-byte hostile token", t.len());
         }
     }
-    assert_eq!(c.dbsize(), 2);
+    // Nothing but the session, its index set and the dataset's secret.
+    assert_eq!(
+        c.keys(),
+        keys_named(&[created.token.as_str(), "session-secret", "user_id:1"])
+    );
     assert!(c.validate(&created.token).is_some());
     s.assert_alive();
 }
@@ -107,7 +124,14 @@ fn indexed_value_with_nul_and_odd_bytes_is_indexed_raw() {
     let created = c.create(r#"{"user_id":"a\u0000b\r\n*1"}"#, &[]);
     let members = c.smembers(b"user_id:a\x00b\r\n*1");
     assert!(members.contains(&created.token), "{members:?}");
-    assert_eq!(c.dbsize(), 2);
+    assert_eq!(
+        c.keys(),
+        keys_named(&[
+            created.token.as_bytes(),
+            b"session-secret",
+            b"user_id:a\x00b\r\n*1"
+        ])
+    );
     s.assert_alive();
 }
 

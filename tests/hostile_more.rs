@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use redis::Value;
 
-use common::{contents, error_text, Conn, Contents, Server};
+use common::{contents, error_text, tag_v2, Conn, Contents, Server};
 
 const MODULE_ARGS: &[&str] = &["indexes", "user_id,tenant_id"];
 
@@ -287,9 +287,38 @@ fn wrongtype(key: &str) -> String {
 
 // ---------------------------------------------------------------------------------------
 
+/// Every command on a malformed token replies as to an unknown one and changes nothing; and
+/// LIST and REVOKEINDEX of `user_id:1`, which lists every malformed name, show and revoke
+/// nothing but the real session `t`.
+fn assert_malformed_names_unknown(c: &mut Conn, malformed: &[Vec<u8>], t: &str) {
+    for name in malformed {
+        let n = name.as_slice();
+        expect_same_db(c, &[b"SESSION.VALIDATE".as_slice(), n], &nil());
+        expect_same_db(c, &[b"SESSION.GET".as_slice(), n], &nil());
+        expect_same_db(
+            c,
+            &[b"SESSION.UPDATE".as_slice(), n, br#"{"user_id":2}"#],
+            &nil(),
+        );
+        expect_same_db(c, &[b"SESSION.DESTROY".as_slice(), n], &int(0));
+    }
+    // LIST shows only the real session and leaves the other members (their keys exist).
+    let before = snapshot(c);
+    let listed = case(c, &["SESSION.LIST", "user_id", "1"]);
+    assert_eq!(listed_tokens(&listed), BTreeSet::from([t.to_string()]));
+    assert_unchanged(&before, &snapshot(c), "LIST");
+    expect_same_db(
+        c,
+        &["SESSION.REVOKEINDEX", "user_id", "1", "EXCEPT", t],
+        &int(0),
+    );
+}
+
 /// Tokens that are not lowercase hex of 32..256 characters are unknown to every command,
-/// even where a hash that would pass for a session sits at exactly that key name and the
-/// name is a member of an index: nothing is read, prolonged or deleted.
+/// even where a key that would pass for a session sits at exactly that key name and the
+/// name is a member of an index: first a 0.1.0 hash with valid fields, then a layout-2
+/// string tagged with the dataset's secret for that very name. Nothing is read, prolonged
+/// or deleted.
 #[test]
 fn malformed_tokens_are_unknown_to_every_command_even_over_session_like_hashes() {
     let mut s = Server::start(MODULE_ARGS);
@@ -335,28 +364,28 @@ fn malformed_tokens_are_unknown_to_every_command_even_over_session_like_hashes()
         c.ok(&[b"PEXPIRE".as_slice(), name, b"3600000"]);
         c.ok(&[b"SADD".as_slice(), b"user_id:1", name]);
     }
+    assert_malformed_names_unknown(&mut c, &malformed, t);
 
+    // The same names now hold layout-2 strings with the tag the module would give a session
+    // of that name: what makes them no session is the name alone.
+    let secret = c.secret("").expect("the first CREATE makes the secret");
+    let fake = common::StoredSession {
+        layout: common::Layout::V2,
+        tag: None,
+        data: r#"{"user_id":1}"#.to_string(),
+        ttl: 60,
+        deadline: 0,
+        indexes: Some(vec!["user_id:1".to_string()]),
+    };
     for name in &malformed {
-        let n = name.as_slice();
-        expect_same_db(&mut c, &[b"SESSION.VALIDATE".as_slice(), n], &nil());
-        expect_same_db(&mut c, &[b"SESSION.GET".as_slice(), n], &nil());
-        expect_same_db(
-            &mut c,
-            &[b"SESSION.UPDATE".as_slice(), n, br#"{"user_id":2}"#],
-            &nil(),
-        );
-        expect_same_db(&mut c, &[b"SESSION.DESTROY".as_slice(), n], &int(0));
+        let value = fake.encode_v2(&secret, name);
+        assert!(common::StoredSession::parse_v2(&value).is_some());
+        c.ok(&[b"SET".as_slice(), name, &value, b"PX", b"3600000"]);
+        c.ok(&[b"SADD".as_slice(), b"user_id:1", name]);
+        assert_eq!(c.key_type(name), "string");
     }
-    // LIST shows only the real session and leaves the other members (their keys exist).
-    let before = snapshot(&mut c);
-    let listed = case(&mut c, &["SESSION.LIST", "user_id", "1"]);
-    assert_eq!(listed_tokens(&listed), BTreeSet::from([t.to_string()]));
-    assert_unchanged(&before, &snapshot(&mut c), "LIST");
-    expect_same_db(
-        &mut c,
-        &["SESSION.REVOKEINDEX", "user_id", "1", "EXCEPT", t],
-        &int(0),
-    );
+    assert_malformed_names_unknown(&mut c, &malformed, t);
+
     // EXCEPT with the token in capitals names another string: the real session goes, and
     // nothing else is touched.
     let upper = t.to_uppercase();
@@ -426,6 +455,506 @@ fn tokens_naming_non_session_keys_are_unknown_and_their_keys_untouched() {
         state.remove(b"user_id:7".as_slice());
     }
     assert_unchanged(&before, &after, "REVOKEINDEX");
+    assert_same_server(&mut s);
+}
+
+/// Every command given the well-formed token `name` treats it as unknown (nil or 0) and
+/// changes no key: not its value, not its expiry, not an index set.
+fn assert_token_unknown(c: &mut Conn, name: &str) {
+    expect_same_db(c, &["SESSION.VALIDATE", name], &nil());
+    expect_same_db(c, &["SESSION.GET", name], &nil());
+    expect_same_db(c, &["SESSION.UPDATE", name, r#"{"a":1}"#], &nil());
+    expect_same_db(
+        c,
+        &["SESSION.UPDATE", name, r#"{"user_id":78,"tenant_id":null}"#],
+        &nil(),
+    );
+    expect_same_db(c, &["SESSION.DESTROY", name], &int(0));
+}
+
+/// The same text with its 16 tag digits replaced by `tag` (which need not be hex).
+fn retagged(value: &[u8], tag: &str) -> Vec<u8> {
+    assert!(value.starts_with(b"s2 ") && tag.len() == 16);
+    let mut out = value.to_vec();
+    out[3..19].copy_from_slice(tag.as_bytes());
+    out
+}
+
+/// The states of the keys `names`, all of which must exist.
+fn states_of(c: &mut Conn, names: &[String]) -> BTreeMap<String, KeyState> {
+    names
+        .iter()
+        .map(|n| {
+            let state = key_state(c, n.as_bytes()).unwrap_or_else(|| panic!("{n} is gone"));
+            (n.clone(), state)
+        })
+        .collect()
+}
+
+/// A layout-2 session is a string tagged with the dataset's secret for that very key name;
+/// a string at a token name is no session otherwise. Arbitrary text; the exact layout-2
+/// text with a wrong tag (all zeros, made with another secret, made for another name, one
+/// digit off, in capitals); a correctly tagged text that breaks the layout; and a
+/// byte-for-byte copy of a real session's value under another token name (or under the same
+/// name in another database) are unknown to VALIDATE, GET, UPDATE and DESTROY, are neither
+/// listed nor revoked through the indexes their text names (and whose sets hold them), and
+/// keep their value and expiry exactly. The same text correctly tagged, written by hand, is
+/// a session: it validates and is prolonged, so every check here could fail.
+#[test]
+fn strings_at_token_names_are_sessions_only_when_tagged_for_that_very_name() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let real = c.create(r#"{"user_id":77,"tenant_id":"acme"}"#, &["TTL", "3600"]);
+    let t = real.token.clone();
+    let secret = c.secret("").expect("the first CREATE makes the secret");
+    let other_secret = format!(
+        "{}{}",
+        if secret.starts_with('0') { "1" } else { "0" },
+        &secret[1..]
+    );
+    let real_value = c.get_bytes(&t).expect("the real session is a string");
+    let real_stored = c.stored(&t);
+    assert_eq!(real_stored.layout, common::Layout::V2);
+    assert_eq!(
+        real_stored.index_keys(),
+        vec!["user_id:77".to_string(), "tenant_id:acme".to_string()]
+    );
+    let real_expiry = c.pexpiretime(&t);
+    let imitation = common::StoredSession {
+        data: r#"{"user_id":77,"tenant_id":"acme","createdAt":"2020-01-01 00:00:00"}"#.into(),
+        ..real_stored.clone()
+    };
+    // A name whose tag has a letter, so that the tag in capitals is another text.
+    let capitals_name = (200..)
+        .map(hex_name)
+        .find(|n| {
+            tag_v2(&secret, n.as_bytes())
+                .bytes()
+                .any(|b| b.is_ascii_lowercase())
+        })
+        .unwrap();
+
+    // Ten minutes left: a session with a TTL of an hour would be prolonged by VALIDATE.
+    let soon = c.time_ms() + 600_000;
+    // (what, name, value, PEXPIREAT in ms or none)
+    let mut fakes: Vec<(&str, String, Vec<u8>, Option<i64>)> = Vec::new();
+    let mut add = |what: &'static str, name: String, value: Vec<u8>, px: Option<i64>| {
+        fakes.push((what, name, value, px));
+    };
+    let n = |i: u64| hex_name(100 + i);
+    let right = |name: &str| imitation.encode_v2(&secret, name.as_bytes());
+    let right_tag = |name: &str| tag_v2(&secret, name.as_bytes());
+    // (a) arbitrary text.
+    add("plain text", n(0), b"plain text".to_vec(), Some(soon));
+    add(
+        "a session's data",
+        n(1),
+        real.data_text().into_bytes(),
+        None,
+    );
+    add("the empty string", n(2), Vec::new(), Some(soon));
+    add("binary", n(3), b"\x00\n\xff\xfes2 \r\n{}".to_vec(), None);
+    add("the magic alone", n(4), b"s2 ".to_vec(), Some(soon));
+    add("no header", n(5), b"s2 not a header\n{}".to_vec(), None);
+    // (b) the layout's exact text, with a wrong tag.
+    add(
+        "an all-zero tag",
+        n(6),
+        retagged(&right(&n(6)), &"0".repeat(16)),
+        Some(soon),
+    );
+    add(
+        "a tag made with another secret",
+        n(7),
+        retagged(&right(&n(7)), &tag_v2(&other_secret, n(7).as_bytes())),
+        None,
+    );
+    add(
+        "the real token's tag",
+        n(8),
+        retagged(&right(&n(8)), &right_tag(&t)),
+        Some(soon),
+    );
+    add(
+        "the tag of the name with a key prefix",
+        n(9),
+        retagged(&right(&n(9)), &right_tag(&format!("sess:{}", n(9)))),
+        None,
+    );
+    let mut off_by_one = right_tag(&n(10)).into_bytes();
+    off_by_one[15] = if off_by_one[15] == b'0' { b'1' } else { b'0' };
+    add(
+        "the tag one digit off",
+        n(10),
+        retagged(&right(&n(10)), std::str::from_utf8(&off_by_one).unwrap()),
+        Some(soon),
+    );
+    add(
+        "the right tag in capitals",
+        capitals_name.clone(),
+        retagged(
+            &right(&capitals_name),
+            &right_tag(&capitals_name).to_uppercase(),
+        ),
+        None,
+    );
+    // The right tag, but not the layout.
+    let tagged = |name: &str, rest: &str| format!("s2 {} {rest}", right_tag(name)).into_bytes();
+    let data = &imitation.data;
+    let list = r#"["user_id:77","tenant_id:acme"]"#;
+    add(
+        "the right tag, TTL 0",
+        n(11),
+        tagged(&n(11), &format!("0 0 {list}\n{data}")),
+        Some(soon),
+    );
+    add(
+        "the right tag, TTL past ten years",
+        n(12),
+        tagged(&n(12), &format!("315360001 0 {list}\n{data}")),
+        None,
+    );
+    add(
+        "the right tag, data not an object",
+        n(13),
+        tagged(&n(13), &format!("3600 0 {list}\n[1]")),
+        Some(soon),
+    );
+    add(
+        "the right tag, indexes not JSON",
+        n(14),
+        tagged(&n(14), &format!("3600 0 user_id:77\n{data}")),
+        None,
+    );
+    add(
+        "the right tag, no newline",
+        n(15),
+        tagged(&n(15), &format!("3600 0 {list} {data}")),
+        Some(soon),
+    );
+    // (c) the real session's value, byte for byte, under another token name.
+    add(
+        "a copy of the real session",
+        n(16),
+        real_value.clone(),
+        Some(real_expiry),
+    );
+    add(
+        "a persistent copy of the real session",
+        n(17),
+        real_value.clone(),
+        None,
+    );
+    add(
+        "a copy under a 32-character name",
+        "e".repeat(32),
+        real_value.clone(),
+        Some(soon),
+    );
+    add(
+        "a copy under a 256-character name",
+        "d".repeat(256),
+        real_value.clone(),
+        None,
+    );
+    let copy = n(16);
+
+    for (what, name, value, px) in &fakes {
+        println!("CASE -- {what} at {name}");
+        match px {
+            Some(at) => c.ok(&[
+                b"SET".as_slice(),
+                name.as_bytes(),
+                value,
+                b"PXAT",
+                at.to_string().as_bytes(),
+            ]),
+            None => c.ok(&[b"SET".as_slice(), name.as_bytes(), value]),
+        };
+        c.ok(&["SADD", "user_id:77", name]);
+        c.ok(&["SADD", "tenant_id:acme", name]);
+    }
+    let names: Vec<String> = fakes.iter().map(|f| f.1.clone()).collect();
+    let planted = states_of(&mut c, &names);
+    for (what, name, value, _) in &fakes {
+        println!("CASE -- {what}");
+        assert_eq!(
+            planted[name].value,
+            Contents::String(value.clone()),
+            "{what}"
+        );
+        assert_token_unknown(&mut c, name);
+    }
+
+    // The control: the imitation tagged right, written by hand, is a session, and VALIDATE
+    // prolongs it from ten minutes to its TTL of an hour.
+    let control = hex_name(300);
+    let now = c.time_ms();
+    let control_session = common::StoredSession {
+        data: r#"{"user_id":77,"tenant_id":"acme","n":"control"}"#.into(),
+        ..imitation.clone()
+    };
+    c.write_v2(&control, "", &control_session, now + 600_000);
+    c.ok(&["SADD", "user_id:77", &control]);
+    c.ok(&["SADD", "tenant_id:acme", &control]);
+    assert_eq!(
+        c.get(&control).as_deref(),
+        Some(control_session.data.as_str())
+    );
+    assert_eq!(
+        c.validate(&control).as_deref(),
+        Some(control_session.data.as_str())
+    );
+    assert!(
+        c.pexpiretime(&control) >= now + 3_000_000,
+        "VALIDATE prolongs the control"
+    );
+
+    // Through the indexes their text names and whose sets hold them: not listed, not revoked.
+    let fake_members: BTreeSet<String> = names.iter().cloned().collect();
+    for (property, value) in [("user_id", "77"), ("tenant_id", "acme")] {
+        let before = snapshot(&mut c);
+        let listed = case(&mut c, &["SESSION.LIST", property, value]);
+        assert_eq!(
+            listed_tokens(&listed),
+            BTreeSet::from([t.clone(), control.clone()])
+        );
+        assert_unchanged(&before, &snapshot(&mut c), "LIST");
+    }
+    let mut before = snapshot(&mut c);
+    let v = case(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "user_id", "77", "EXCEPT", &t],
+    );
+    assert_eq!(v, int(1), "only the control is revoked");
+    assert!(!c.exists(&control) && c.exists(&t));
+    let mut after = snapshot(&mut c);
+    let mut want = fake_members.clone();
+    want.insert(t.clone());
+    for index in ["user_id:77", "tenant_id:acme"] {
+        assert_eq!(c.smembers(index), want, "{index}");
+        before.remove(index.as_bytes());
+        after.remove(index.as_bytes());
+    }
+    before.remove(control.as_bytes());
+    assert_unchanged(&before, &after, "REVOKEINDEX user_id 77 EXCEPT <real>");
+
+    let mut before = snapshot(&mut c);
+    let v = case(&mut c, &["SESSION.REVOKEINDEX", "tenant_id", "acme"]);
+    assert_eq!(v, int(1), "only the real session is revoked");
+    assert!(!c.exists(&t));
+    let mut after = snapshot(&mut c);
+    for index in ["user_id:77", "tenant_id:acme"] {
+        assert_eq!(c.smembers(index), fake_members, "{index}");
+        before.remove(index.as_bytes());
+        after.remove(index.as_bytes());
+    }
+    before.remove(t.as_bytes());
+    assert_unchanged(&before, &after, "REVOKEINDEX tenant_id acme");
+
+    // With the original gone, its copies are still nobody's session.
+    for name in &names {
+        assert_token_unknown(&mut c, name);
+    }
+    expect_same_db(&mut c, &["SESSION.LIST", "user_id", "77"], &empty());
+    expect_same_db(&mut c, &["SESSION.REVOKEINDEX", "user_id", "77"], &int(0));
+    expect_same_db(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "tenant_id", "acme", "EXCEPT", &copy],
+        &int(0),
+    );
+    assert_eq!(
+        states_of(&mut c, &names),
+        planted,
+        "a fake changed during the test"
+    );
+
+    // A session copied under its own name into another database, whose secret is another
+    // (or which has none yet), is no session there; the original still is.
+    let again = c.create(r#"{"user_id":77,"tenant_id":"acme"}"#, &["TTL", "3600"]);
+    let mut c1 = s.conn();
+    c1.ok(&["SELECT", "1"]);
+    assert_eq!(
+        c.int(&["COPY", &again.token, &again.token, "DB", "1"]),
+        1,
+        "COPY"
+    );
+    // Its index sets there hold only the copy (a member whose key is missing is stale, and
+    // LIST would rightly prune it).
+    c1.ok(&["SADD", "user_id:77", &again.token]);
+    c1.ok(&["SADD", "tenant_id:acme", &again.token]);
+    for with_secret in [false, true] {
+        println!("CASE -- a copy in database 1, which has a secret: {with_secret}");
+        if with_secret {
+            c1.create(r#"{"n":1}"#, &[]);
+            let db1 = c1.secret("").expect("a CREATE makes database 1's secret");
+            assert_ne!(db1, secret);
+        }
+        assert_token_unknown(&mut c1, &again.token);
+        assert_eq!(
+            c1.secret("").is_some(),
+            with_secret,
+            "no command on it made a secret"
+        );
+        expect_same_db(&mut c1, &["SESSION.LIST", "user_id", "77"], &empty());
+        expect_same_db(
+            &mut c1,
+            &["SESSION.REVOKEINDEX", "tenant_id", "acme"],
+            &int(0),
+        );
+    }
+    assert_eq!(
+        c.validate(&again.token).map(|d| common::normalize(&d)),
+        Some(again.data_text())
+    );
+    assert_same_server(&mut s);
+}
+
+/// A hash at a token name is a session only when it is a well-formed 0.1.0 session. A
+/// layout-2 text, tagged with the dataset's secret for that very name, in a field of a hash
+/// that is not one (as its only field, as `data`, `ttl`, `deadline` or `indexes`, or beside
+/// `ttl` and `deadline` without `data`) makes no session of it: unknown to every command,
+/// neither listed nor revoked through the index set holding it, value and expiry unchanged.
+/// In an extra field of a well-formed 0.1.0 hash it spoils nothing: that one is a session.
+#[test]
+fn hashes_carrying_layout_2_text_are_sessions_only_when_well_formed_0_1_0() {
+    let mut s = Server::start(MODULE_ARGS);
+    let mut c = s.conn();
+    let real = c.create(r#"{"user_id":77}"#, &["TTL", "3600"]);
+    let t = real.token.clone();
+    let secret = c.secret("").expect("the first CREATE makes the secret");
+    let imitation = common::StoredSession {
+        data: r#"{"user_id":77,"createdAt":"2020-01-01 00:00:00"}"#.into(),
+        ..c.stored(&t)
+    };
+    let text = |name: &str| {
+        String::from_utf8(imitation.encode_v2(&secret, name.as_bytes())).expect("UTF-8 text")
+    };
+    let data = imitation.data.clone();
+    let n = |i: u64| hex_name(400 + i);
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("the text as the only field", vec![("session", text(&n(0)))]),
+        (
+            "the text as data",
+            vec![
+                ("data", text(&n(1))),
+                ("ttl", "3600".into()),
+                ("deadline", "0".into()),
+            ],
+        ),
+        (
+            "the text as data, with indexes",
+            vec![
+                ("data", text(&n(2))),
+                ("ttl", "3600".into()),
+                ("deadline", "0".into()),
+                ("indexes", r#"["user_id:77"]"#.into()),
+            ],
+        ),
+        (
+            "the text as ttl",
+            vec![
+                ("data", data.clone()),
+                ("ttl", text(&n(3))),
+                ("deadline", "0".into()),
+            ],
+        ),
+        (
+            "the text as deadline",
+            vec![
+                ("data", data.clone()),
+                ("ttl", "3600".into()),
+                ("deadline", text(&n(4))),
+            ],
+        ),
+        (
+            "the text as indexes",
+            vec![
+                ("data", data.clone()),
+                ("ttl", "3600".into()),
+                ("deadline", "0".into()),
+                ("indexes", text(&n(5))),
+            ],
+        ),
+        (
+            "the text beside ttl and deadline, no data",
+            vec![
+                ("s2", text(&n(6))),
+                ("ttl", "3600".into()),
+                ("deadline", "0".into()),
+            ],
+        ),
+    ];
+    let mut names = Vec::new();
+    for (i, (what, fields)) in cases.iter().enumerate() {
+        let name = n(i as u64);
+        println!("CASE -- a hash at {name} with {what}");
+        let mut hset: Vec<&str> = vec!["HSET", &name];
+        for (f, v) in fields {
+            hset.push(f);
+            hset.push(v);
+        }
+        c.ok(&hset);
+        if i % 2 == 0 {
+            c.ok(&["PEXPIRE", &name, "600000"]);
+        }
+        c.ok(&["SADD", "user_id:77", &name]);
+        names.push(name);
+    }
+    let planted = states_of(&mut c, &names);
+    for ((what, _), name) in cases.iter().zip(&names) {
+        println!("CASE -- {what}");
+        assert_eq!(planted[name].kind, "hash");
+        assert_token_unknown(&mut c, name);
+    }
+
+    // The control: a well-formed 0.1.0 hash with the text in an extra field is a session, and
+    // VALIDATE prolongs it (and leaves its fields alone).
+    let control = hex_name(500);
+    let now = c.time_ms();
+    c.write_v010(&control, &data, 3600, 0, &["user_id:77"], now + 600_000);
+    c.ok(&["HSET", &control, "note", &text(&control)]);
+    let fields = c.hgetall(&control);
+    assert_eq!(c.get(&control).as_deref(), Some(data.as_str()));
+    assert_eq!(c.validate(&control).as_deref(), Some(data.as_str()));
+    assert!(
+        c.pexpiretime(&control) >= now + 3_000_000,
+        "VALIDATE prolongs the control"
+    );
+    assert_eq!(c.hgetall(&control), fields);
+
+    let before = snapshot(&mut c);
+    let listed = case(&mut c, &["SESSION.LIST", "user_id", "77"]);
+    assert_eq!(
+        listed_tokens(&listed),
+        BTreeSet::from([t.clone(), control.clone()])
+    );
+    assert_unchanged(&before, &snapshot(&mut c), "LIST");
+    let mut before = snapshot(&mut c);
+    let v = case(
+        &mut c,
+        &["SESSION.REVOKEINDEX", "user_id", "77", "EXCEPT", &t],
+    );
+    assert_eq!(v, int(1), "only the control is revoked");
+    assert!(!c.exists(&control) && c.exists(&t));
+    let mut after = snapshot(&mut c);
+    let mut want: BTreeSet<String> = names.iter().cloned().collect();
+    want.insert(t.clone());
+    assert_eq!(c.smembers("user_id:77"), want);
+    for state in [&mut before, &mut after] {
+        state.remove(b"user_id:77".as_slice());
+    }
+    before.remove(control.as_bytes());
+    assert_unchanged(&before, &after, "REVOKEINDEX user_id 77 EXCEPT <real>");
+    let v = case(&mut c, &["SESSION.REVOKEINDEX", "user_id", "77"]);
+    assert_eq!(v, int(1), "only the real session is revoked");
+    want.remove(&t);
+    assert_eq!(c.smembers("user_id:77"), want);
+    assert_eq!(
+        states_of(&mut c, &names),
+        planted,
+        "a fake changed during the test"
+    );
     assert_same_server(&mut s);
 }
 
@@ -605,11 +1134,22 @@ fn nul_bytes_in_names_and_indexed_values_go_through_every_command() {
     assert_eq!(object["user_id"], "p\u{0}q");
     assert!(!c.exists(b"user_id:x\x00y"));
     assert_eq!(c.smembers(b"user_id:p\x00q"), BTreeSet::from([t.clone()]));
-    assert_eq!(c.hget(&t, "indexes").unwrap(), "[\"user_id:p\\u0000q\"]");
+    // The stored index list escapes the NUL (a raw byte there would be data like any other,
+    // but the header is one line of compact JSON).
+    let stored = c.stored(&t);
+    assert_eq!(stored.layout, common::Layout::V2);
+    assert_eq!(stored.indexes, Some(vec!["user_id:p\u{0}q".to_string()]));
+    let value = c.get_bytes(&t).unwrap();
+    let header = value.split(|&b| b == b'\n').next().unwrap();
+    assert!(
+        header.ends_with(br#" ["user_id:p\u0000q"]"#),
+        "{}",
+        shown(header)
+    );
 
     // A property named like an index plus a NUL is not that index.
     let other = c.create(r#"{"user_id\u0000":1}"#, &[]);
-    assert_eq!(c.hget(&other.token, "indexes"), None);
+    assert_eq!(c.stored(&other.token).indexes, None);
     expect_error(
         &mut c,
         &[&b"SESSION.LIST"[..], b"user_id\x00", b"1"],
@@ -647,7 +1187,13 @@ fn nul_bytes_in_names_and_indexed_values_go_through_every_command() {
     );
     assert_eq!(v, int(1));
     assert!(!c.exists(&t) && !c.exists(b"user_id:p\x00q"));
-    assert_eq!(c.dbsize(), 1, "only the session without index is left");
+    let mut left = vec![other.token.into_bytes(), b"session-secret".to_vec()];
+    left.sort();
+    assert_eq!(
+        c.keys(),
+        left,
+        "only the session without index and the secret are left"
+    );
     assert_same_server(&mut s);
 }
 

@@ -3,6 +3,9 @@
 //! (a session indexed by both `user_id` and `tenant_id`, value forms, prefixes), how stale
 //! tokens are pruned (all of them by LIST and REVOKEINDEX, a bounded sample by the other
 //! writes), index expiry, index keys of another type, and replicas without the module.
+//! Sessions are stored in layout 2 (one string each); the keyspace also holds the dataset's
+//! session secret (`<key-prefix>session-secret`), which the first CREATE writes and no index
+//! command deletes.
 
 mod common;
 
@@ -10,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::{normalize, parse_object, sync_replica, Conn, Server, UNKNOWN_TOKEN};
+use common::{
+    normalize, parse_object, sync_replica, Conn, Layout, Server, StoredSession, UNKNOWN_TOKEN,
+};
 use redis::Value;
 
 const MODULE_ARGS: [&str; 2] = ["indexes", "user_id,tenant_id"];
@@ -70,15 +75,54 @@ fn update(c: &mut Conn, token: &str, patch: &str) -> Option<String> {
     }
 }
 
-/// The `indexes` field of a session hash, parsed and sorted (empty when absent).
+/// The index list of a stored session (layout 2), sorted (empty when absent).
 fn indexes_field(c: &mut Conn, key: &str) -> BTreeSet<String> {
-    match c.hget(key, "indexes") {
-        None => BTreeSet::new(),
-        Some(text) => serde_json::from_str::<Vec<String>>(&text)
-            .unwrap_or_else(|e| panic!("indexes field {text:?}: {e}"))
-            .into_iter()
-            .collect(),
-    }
+    let stored = c.stored(key);
+    assert_eq!(stored.layout, Layout::V2, "{key}");
+    stored.index_keys().into_iter().collect()
+}
+
+/// The header line of a layout-2 session string (`s2 <tag> <ttl> <deadline>[ <indexes>]`).
+fn header_line(c: &mut Conn, key: &str) -> String {
+    let value = c
+        .get_bytes(key)
+        .unwrap_or_else(|| panic!("{key}: no string"));
+    let text = String::from_utf8(value).expect("a session string is UTF-8");
+    text.split_once('\n').expect("header line").0.to_string()
+}
+
+/// Two strings that look like sessions of layout 2 but are not tagged for their key names:
+/// one made up (tagged with another secret), one copied from the session key `source`.
+/// Both are written under hex names `base` and `base + 1`; returns those names.
+fn untagged_copies(c: &mut Conn, source: &str, base: u8) -> (String, String) {
+    let made_up = hex_name(base);
+    let session = StoredSession {
+        layout: Layout::V2,
+        tag: None,
+        data: r#"{"user_id":150}"#.to_string(),
+        ttl: 3600,
+        deadline: 0,
+        indexes: Some(vec!["user_id:150".to_string()]),
+    };
+    let value = session.encode_v2(&"5a".repeat(16), made_up.as_bytes());
+    c.ok(&[
+        b"SET".as_slice(),
+        made_up.as_bytes(),
+        &value,
+        b"PX",
+        b"100000",
+    ]);
+    let copied = hex_name(base + 1);
+    let value = c.get_bytes(source).expect("source session");
+    assert!(StoredSession::parse_v2(&value).is_some(), "{source}");
+    c.ok(&[
+        b"SET".as_slice(),
+        copied.as_bytes(),
+        &value,
+        b"PX",
+        b"100000",
+    ]);
+    (made_up, copied)
 }
 
 fn set_of(items: &[&str]) -> BTreeSet<String> {
@@ -174,14 +218,16 @@ fn destroy_removes_the_token_from_every_index() {
     assert_eq!(destroy(&mut c, &alone.token), 1);
     assert!(!c.exists("user_id:7"));
     assert!(!c.exists("tenant_id:solo"));
-    assert_eq!(c.dbsize(), 4, "{:?}", c.keys());
+    // Two sessions, their two index sets, and the secret.
+    assert!(c.secret("").is_some(), "no session secret");
+    assert_eq!(c.dbsize(), 5, "{:?}", c.keys());
 }
 
 #[test]
 fn destroy_of_unknown_malformed_or_non_session_token_replies_0_and_touches_nothing() {
     let s = Server::start(&MODULE_ARGS);
     let mut c = s.conn();
-    c.create(r#"{"user_id":150}"#, &[]);
+    let real = c.create(r#"{"user_id":150}"#, &[]);
     // What the npm library wrote: the data's properties as hash fields.
     let npm = hex_name(1);
     c.ok(&[
@@ -200,6 +246,9 @@ fn destroy_of_unknown_malformed_or_non_session_token_replies_0_and_touches_nothi
     c.ok(&["SADD", &set, "data", "ttl", "deadline"]);
     let upper = hex_name(10).to_uppercase();
     c.ok(&["SET", &upper, "x"]);
+    // Layout-2 text under a name it is not tagged for, listed in the index as well.
+    let (made_up, copied) = untagged_copies(&mut c, &real.token, 4);
+    c.ok(&["SADD", "user_id:150", &made_up, &copied]);
     let before = snapshot(&mut c);
     for token in [
         UNKNOWN_TOKEN,
@@ -210,6 +259,8 @@ fn destroy_of_unknown_malformed_or_non_session_token_replies_0_and_touches_nothi
         npm.as_str(),
         string.as_str(),
         set.as_str(),
+        made_up.as_str(),
+        copied.as_str(),
     ] {
         assert_eq!(destroy(&mut c, token), 0, "DESTROY {token:?}");
     }
@@ -311,7 +362,9 @@ fn revokeindex_removes_revoked_tokens_from_their_other_indexes() {
     assert_eq!(revoke(&mut c, "tenant_id", "acme", None), 1);
     assert_eq!(c.smembers("user_id:151"), set_of(&[&other_tenant.token]));
     assert!(!c.exists("tenant_id:acme"));
-    assert_eq!(c.dbsize(), 3, "{:?}", c.keys());
+    // One session, its two index sets, and the secret.
+    assert!(c.secret("").is_some(), "no session secret");
+    assert_eq!(c.dbsize(), 4, "{:?}", c.keys());
 }
 
 #[test]
@@ -321,10 +374,14 @@ fn revokeindex_except_keeps_the_current_session() {
     let laptop = c.create(r#"{"user_id":150,"tenant_id":"acme"}"#, &[]);
     let phone = c.create(r#"{"user_id":150,"tenant_id":"acme"}"#, &[]);
     let tablet = c.create(r#"{"user_id":150}"#, &[]);
-    let kept_fields = c.hgetall(&phone.token);
+    let kept_value = c.get_bytes(&phone.token).expect("session string");
     assert_eq!(revoke(&mut c, "user_id", "150", Some(&phone.token)), 2);
     assert_eq!(c.validate(&phone.token), Some(phone.data_text()));
-    assert_eq!(c.hgetall(&phone.token), kept_fields);
+    assert_eq!(
+        c.get_bytes(&phone.token),
+        Some(kept_value),
+        "stored session changed"
+    );
     assert_eq!(c.smembers("user_id:150"), set_of(&[&phone.token]));
     assert_eq!(c.smembers("tenant_id:acme"), set_of(&[&phone.token]));
     assert!(!c.exists(&laptop.token) && !c.exists(&tablet.token));
@@ -453,18 +510,31 @@ fn revokeindex_removes_stale_members_without_counting_them() {
     let expired = c.create(r#"{"user_id":150}"#, &[]);
     c.ok(&["DEL", &deleted.token]);
     expire_now(&mut c, &expired.token);
-    // A member naming a key that is not a session of ours stays, and so does that key.
+    // A member naming a key that is not a session of ours stays, and so does that key:
+    // also layout-2 text under a name it is not tagged for.
     let foreign = hex_name(9);
     c.ok(&["SET", &foreign, "not a session"]);
     c.ok(&["SADD", "user_id:150", &foreign]);
+    let (made_up, copied) = untagged_copies(&mut c, &live.token, 4);
+    c.ok(&["SADD", "user_id:150", &made_up, &copied]);
+    let untagged = [
+        (made_up.clone(), c.get_bytes(&made_up)),
+        (copied.clone(), c.get_bytes(&copied)),
+    ];
     assert_eq!(
         revoke(&mut c, "user_id", "150", None),
         1,
         "only the live one"
     );
     assert!(!c.exists(&live.token));
-    assert_eq!(c.smembers("user_id:150"), set_of(&[&foreign]));
+    assert_eq!(
+        c.smembers("user_id:150"),
+        set_of(&[&foreign, &made_up, &copied])
+    );
     assert_eq!(c.string(&["GET", &foreign]), "not a session");
+    for (key, value) in untagged {
+        assert_eq!(c.get_bytes(&key), value, "{key} touched");
+    }
 }
 
 #[test]
@@ -568,19 +638,24 @@ fn list_prunes_a_session_deleted_by_hand() {
     let foreign = hex_name(9);
     c.ok(&["SADD", "user_id:150", &foreign]);
     c.ok(&["HSET", &foreign, "user_id", "150"]);
+    // Layout-2 text copied from the live session's key is not listed either.
+    let (_, copied) = untagged_copies(&mut c, &kept.token, 4);
+    c.ok(&["SADD", "user_id:150", &copied]);
+    let copied_value = c.get_bytes(&copied);
     assert_eq!(
         list_tokens(&mut c, "user_id", "150"),
         set_of(&[&kept.token])
     );
     assert_eq!(
         c.smembers("user_id:150"),
-        set_of(&[&kept.token, &foreign]),
+        set_of(&[&kept.token, &foreign, &copied]),
         "stale tokens remain, or a member naming a foreign key was removed"
     );
     assert_eq!(c.hgetall(&foreign).len(), 1, "foreign key touched");
+    assert_eq!(c.get_bytes(&copied), copied_value, "copied key touched");
     // Every member stale: the set goes.
     c.ok(&["DEL", &kept.token]);
-    c.ok(&["SREM", "user_id:150", &foreign]);
+    c.ok(&["SREM", "user_id:150", &foreign, &copied]);
     assert!(list(&mut c, "user_id", "150").is_empty());
     assert!(!c.exists("user_id:150"));
 }
@@ -610,7 +685,9 @@ fn list_of_a_missing_index_is_an_empty_array() {
         c.cmd(&["SESSION.LIST", "user_id", "151"]),
         Value::Array(vec![])
     );
-    assert_eq!(c.dbsize(), 2);
+    // The session, its index and the secret: LIST made no set.
+    assert!(!c.exists("user_id:151"));
+    assert_eq!(c.dbsize(), 3, "{:?}", c.keys());
 }
 
 #[test]
@@ -751,7 +828,9 @@ fn update_applies_a_json_merge_patch() {
     );
     assert_eq!(got, expected);
     assert_eq!(c.validate(&created.token), Some(got.clone()));
-    assert_eq!(c.hget(&created.token, "data"), Some(got));
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.layout, Layout::V2);
+    assert_eq!(stored.data, got);
     // A property that is not an object is replaced by a patch object.
     let got = update(&mut c, &created.token, r#"{"b":{"k":null,"v":1}}"#).unwrap();
     assert_eq!(parse_object(&got)["b"].to_string(), r#"{"v":1}"#);
@@ -767,15 +846,24 @@ fn update_applies_a_json_merge_patch() {
 fn update_of_an_unknown_token_replies_nil() {
     let s = Server::start(&MODULE_ARGS);
     let mut c = s.conn();
-    c.create(r#"{"user_id":150}"#, &[]);
+    let real = c.create(r#"{"user_id":150}"#, &[]);
     let npm = hex_name(1);
     c.ok(&["HSET", &npm, "user_id", "150"]);
     let string = hex_name(2);
     c.ok(&["SET", &string, "{}"]);
+    let (made_up, copied) = untagged_copies(&mut c, &real.token, 4);
     let deleted = c.create(r#"{"user_id":150}"#, &[]);
     c.ok(&["DEL", &deleted.token]);
     let before = snapshot(&mut c);
-    for token in [UNKNOWN_TOKEN, "hello", &npm, &string, &deleted.token] {
+    for token in [
+        UNKNOWN_TOKEN,
+        "hello",
+        &npm,
+        &string,
+        &made_up,
+        &copied,
+        &deleted.token,
+    ] {
         assert_eq!(update(&mut c, token, r#"{"x":1}"#), None, "UPDATE {token}");
     }
     assert_eq!(snapshot(&mut c), before);
@@ -906,13 +994,13 @@ fn update_removing_an_indexed_property_leaves_the_index() {
     );
     update(&mut c, &created.token, r#"{"tenant_id":null}"#).unwrap();
     assert!(!c.exists("tenant_id:acme"));
-    let fields = c.hgetall(&created.token);
-    assert!(
-        !fields.contains_key("indexes"),
-        "indexes field kept: {fields:?}"
-    );
-    assert_eq!(fields.len(), 3, "{fields:?}");
-    assert_eq!(c.dbsize(), 1, "{:?}", c.keys());
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.indexes, None, "index list kept: {stored:?}");
+    // The list is left out with its space: `s2 <tag> <ttl> <deadline>`.
+    let header = header_line(&mut c, &created.token);
+    assert_eq!(header.split(' ').count(), 4, "{header:?}");
+    // The session and the secret.
+    assert_eq!(c.dbsize(), 2, "{:?}", c.keys());
     // And joins again.
     update(&mut c, &created.token, r#"{"tenant_id":"acme"}"#).unwrap();
     assert_eq!(c.smembers("tenant_id:acme"), set_of(&[&created.token]));
@@ -972,7 +1060,7 @@ fn update_prolongs_like_validate() {
     assert!(c.pexpiretime("user_id:150") >= exp, "index not raised");
     // Capped by the max lifetime.
     let capped = c.create(r#"{"user_id":150}"#, &["TTL", "1000", "MAXLIFETIME", "10"]);
-    let deadline: i64 = c.hget(&capped.token, "deadline").unwrap().parse().unwrap();
+    let deadline = c.stored(&capped.token).deadline;
     assert!(deadline > 0);
     c.ok(&["PEXPIRE", &capped.token, "2000"]);
     update(&mut c, &capped.token, r#"{"x":1}"#).unwrap();
@@ -1014,8 +1102,8 @@ fn update_may_change_created_at_but_the_max_lifetime_counts_from_creation() {
     let s = Server::start(&MODULE_ARGS);
     let mut c = s.conn();
     let created = c.create(r#"{"user_id":150}"#, &["TTL", "1000", "MAXLIFETIME", "100"]);
-    let deadline = c.hget(&created.token, "deadline").unwrap();
-    let deadline_ms: i64 = deadline.parse().unwrap();
+    let deadline_ms = c.stored(&created.token).deadline;
+    assert!(deadline_ms > 0);
     for patch in [
         r#"{"createdAt":"2000-01-01 00:00:00"}"#,
         r#"{"createdAt":"2999-01-01 00:00:00"}"#,
@@ -1033,7 +1121,7 @@ fn update_may_change_created_at_but_the_max_lifetime_counts_from_creation() {
             "{patch}"
         );
         assert_eq!(c.validate(&created.token), Some(reply), "{patch}");
-        assert_eq!(c.hget(&created.token, "deadline"), Some(deadline.clone()));
+        assert_eq!(c.stored(&created.token).deadline, deadline_ms, "{patch}");
         assert_eq!(c.pexpiretime(&created.token), deadline_ms, "{patch}");
     }
 }
@@ -1194,11 +1282,13 @@ fn every_index_command_honours_key_prefix_and_index_prefix() {
     assert_eq!(revoke(&mut c, "tenant_id", "acme", Some(&t[1])), 0);
     assert!(c.validate(&t[1]).is_some());
     let keys = c.keys();
-    let expected: Vec<Vec<u8>> = vec![
+    let mut expected: Vec<Vec<u8>> = vec![
         b"i:tenant_id:acme".to_vec(),
         b"i:user_id:151".to_vec(),
         format!("s:{}", t[1]).into_bytes(),
+        b"s:session-secret".to_vec(),
     ];
+    expected.sort();
     assert_eq!(keys, expected);
 }
 
@@ -1325,7 +1415,7 @@ fn replica_without_module_matches_primary_after_update() {
     .unwrap();
     assert_same(&mut p, &replica, "after UPDATE moving between indexes");
     update(&mut p, &t[2], r#"{"user_id":null}"#).unwrap();
-    assert!(!p.hgetall(&t[2]).contains_key("indexes"));
+    assert_eq!(p.stored(&t[2]).indexes, None);
     assert_same(&mut p, &replica, "after UPDATE leaving every index");
     update(&mut p, &t[4], r#"{"tenant_id":"acme","y":{"z":1}}"#).unwrap();
     assert_same(&mut p, &replica, "after UPDATE joining an index");

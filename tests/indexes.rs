@@ -1,11 +1,13 @@
 //! Index joining on SESSION.CREATE: index key names and value text, what is not indexed,
-//! index expiry, prefixes, and an index key that already holds another type.
+//! index expiry, prefixes, and an index key that already holds another type. Besides the
+//! sessions and index sets, the keyspace holds the dataset's session secret
+//! (`<key-prefix>session-secret`), written by the first CREATE.
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::Server;
+use common::{Layout, Server};
 
 #[test]
 fn create_joins_every_configured_index() {
@@ -22,8 +24,9 @@ fn create_joins_every_configured_index() {
         BTreeSet::from([a.token.clone()])
     );
     assert_eq!(c.key_type("user_id:150"), "set");
-    // Two sessions and two index sets: nothing else was written.
-    assert_eq!(c.dbsize(), 4);
+    // Two sessions, two index sets and the secret: nothing else was written.
+    assert!(c.secret("").is_some(), "no session secret");
+    assert_eq!(c.dbsize(), 5, "{:?}", c.keys());
 }
 
 #[test]
@@ -51,9 +54,13 @@ fn index_value_text_is_compact_json_or_raw_string() {
             BTreeSet::from([created.token.clone()]),
             "user_id {json_value} should be indexed at {key:?}"
         );
-        let h = c.hgetall(&created.token);
-        let recorded: Vec<String> = serde_json::from_str(&h["indexes"]).unwrap();
-        assert_eq!(recorded, [key], "indexes field for {json_value}");
+        let stored = c.stored(&created.token);
+        assert_eq!(stored.layout, Layout::V2);
+        assert_eq!(
+            stored.indexes,
+            Some(vec![key.to_string()]),
+            "index list for {json_value}"
+        );
     }
 }
 
@@ -62,9 +69,19 @@ fn null_indexed_property_is_not_indexed() {
     let s = Server::start(&["indexes", "user_id"]);
     let mut c = s.conn();
     let created = c.create(r#"{"user_id":null}"#, &[]);
-    assert_eq!(c.dbsize(), 1, "only the session: {:?}", c.keys());
+    assert!(c.secret("").is_some(), "no session secret");
+    assert_eq!(
+        c.dbsize(),
+        2,
+        "only the session and the secret: {:?}",
+        c.keys()
+    );
     assert!(!c.exists("user_id:null"));
-    assert!(!c.hgetall(&created.token).contains_key("indexes"));
+    assert_eq!(
+        c.stored(&created.token).indexes,
+        None,
+        "an index list was written"
+    );
 }
 
 #[test]
@@ -72,12 +89,26 @@ fn absent_indexed_property_is_not_indexed() {
     let s = Server::start(&["indexes", "user_id,tenant_id"]);
     let mut c = s.conn();
     let created = c.create(r#"{"other":150,"nested":{"user_id":150}}"#, &[]);
-    assert_eq!(c.dbsize(), 1, "only the session: {:?}", c.keys());
-    assert!(!c.hgetall(&created.token).contains_key("indexes"));
+    assert!(c.secret("").is_some(), "no session secret");
+    assert_eq!(
+        c.dbsize(),
+        2,
+        "only the session and the secret: {:?}",
+        c.keys()
+    );
+    assert_eq!(
+        c.stored(&created.token).indexes,
+        None,
+        "an index list was written"
+    );
     // Only the present one of two indexed properties is indexed.
     let partial = c.create(r#"{"tenant_id":9}"#, &[]);
+    assert_eq!(
+        c.stored(&partial.token).indexes,
+        Some(vec!["tenant_id:9".to_string()])
+    );
     assert_eq!(c.smembers("tenant_id:9"), BTreeSet::from([partial.token]));
-    assert_eq!(c.dbsize(), 3);
+    assert_eq!(c.dbsize(), 4, "{:?}", c.keys());
 }
 
 #[test]
@@ -139,16 +170,24 @@ fn key_prefix_and_index_prefix_name_the_keys() {
     let mut c = s.conn();
     let created = c.create(r#"{"user_id":150}"#, &[]);
     let key = format!("sess:{}", created.token);
-    assert_eq!(c.key_type(&key), "hash");
+    assert_eq!(c.key_type(&key), "string");
+    let stored = c.stored(&key);
+    assert_eq!(stored.layout, Layout::V2);
     assert_eq!(
         c.smembers("idx:user_id:150"),
         BTreeSet::from([created.token.clone()]),
         "index members are bare tokens"
     );
-    assert_eq!(c.dbsize(), 2, "{:?}", c.keys());
-    let h = c.hgetall(&key);
-    let recorded: Vec<String> = serde_json::from_str(&h["indexes"]).unwrap();
-    assert_eq!(recorded, ["idx:user_id:150"]);
+    // The secret takes the key prefix (not the index prefix), and the tag is of the key name.
+    let secret = c.secret("sess:").expect("sess:session-secret");
+    assert_eq!(
+        stored.tag.as_deref(),
+        Some(common::tag_v2(&secret, key.as_bytes()).as_str()),
+        "tag of the prefixed key"
+    );
+    assert!(!c.exists("session-secret") && !c.exists("idx:session-secret"));
+    assert_eq!(c.dbsize(), 3, "{:?}", c.keys());
+    assert_eq!(stored.indexes, Some(vec!["idx:user_id:150".to_string()]));
     let session_ms = c.pexpiretime(&key);
     assert!(c.index_outlives("idx:user_id:150", session_ms));
     let key_events = c.server_kind().key_events();
@@ -191,6 +230,7 @@ fn index_key_of_another_type_with_prefix_fails_create() {
         e,
         "WRONGTYPE index key 'idx:user_id:1' holds a value that is not a set"
     );
-    assert_eq!(c.dbsize(), 1);
+    // Only the list: a refused first CREATE writes no secret either.
+    assert_eq!(c.dbsize(), 1, "{:?}", c.keys());
     assert_eq!(c.key_type("idx:user_id:1"), "list");
 }

@@ -1,9 +1,9 @@
-//! JSON round trip through CREATE, the stored hash, VALIDATE and GET: exact numbers, nested
+//! JSON round trip through CREATE, the stored session's data, VALIDATE and GET: exact numbers, nested
 //! values, Unicode, and the 100-level depth limit.
 
 mod common;
 
-use common::{keys_of, normalize, parse_object, Server};
+use common::{keys_of, normalize, parse_object, Layout, Server};
 
 /// Data exercising every JSON type, numbers that lose digits as f64 or i64, and Unicode.
 const ROUND_TRIP: &str = r#"{"big":123456789012345678901234567890,"negbig":-123456789012345678901234567890,"u64max_plus":18446744073709551616,"one":1.0,"tenth":0.1,"third":0.333333333333333333333333333333,"tiny":1.5e-7,"huge":1e400,"zero":0,"negzero":-0,"int":150,"neg":-42,"t":true,"f":false,"n":null,"empty_arr":[],"empty_obj":{},"nested":{"a":[1,{"b":[true,false,null,[]]}],"c":{"d":{"e":"deep"}}},"name":"Zoë","emoji":"😀 👩‍👩‍👧","escaped":"q\"b\\s\n\t\u0001","escaped_unicode":"\u00e9\ud83d\ude00","cjk":"会话","empty":""}"#;
@@ -25,10 +25,12 @@ fn json_round_trips_exactly_through_create_validate_and_get() {
     expected.insert("createdAt".into(), created.reply["createdAt"].clone());
     let expected = serde_json::to_string(&expected).unwrap();
 
+    let stored = c.stored(&created.token);
+    assert_eq!(stored.layout, Layout::V2);
     for (what, reply) in [
         ("VALIDATE", c.validate(&created.token)),
         ("GET", c.get(&created.token)),
-        ("data field", c.hget(&created.token, "data")),
+        ("stored data", Some(stored.data.clone())),
     ] {
         let reply = reply.unwrap_or_else(|| panic!("{what}: nil"));
         assert_eq!(normalize(&reply), expected, "{what}");

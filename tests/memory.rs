@@ -92,11 +92,16 @@ fn full_memory_refuses_create_and_update_but_serves_existing_sessions() {
 
     expect_oom(&mut c, &["SESSION.CREATE", r#"{"user_id":1}"#]);
     expect_oom(&mut c, &["SESSION.CREATE", "{}", "TTL", "60"]);
-    let data_before = c.hget(&tokens[0], "data");
+    let stored_before = c.get_bytes(&tokens[0]);
+    let data_before = Some(c.stored(&tokens[0]).data);
     let expiry_before = c.pexpiretime(&tokens[0]);
     expect_oom(&mut c, &["SESSION.UPDATE", &tokens[0], r#"{"user_id":9}"#]);
     expect_oom(&mut c, &["SESSION.UPDATE", &tokens[0], "{}"]);
-    assert_eq!(c.hget(&tokens[0], "data"), data_before);
+    assert_eq!(
+        c.get_bytes(&tokens[0]),
+        stored_before,
+        "UPDATE under OOM changed the value"
+    );
     assert_eq!(c.pexpiretime(&tokens[0]), expiry_before);
     // Inside MULTI the command is refused when queued, and EXEC aborts.
     c.ok(&["MULTI"]);
@@ -113,7 +118,11 @@ fn full_memory_refuses_create_and_update_but_serves_existing_sessions() {
         "EVAL CREATE: {v:?}"
     );
     let sessions = tokens.len() as i64;
-    assert_eq!(c.dbsize(), sessions + 5 + 1, "sessions, index sets, filler");
+    assert_eq!(
+        c.dbsize(),
+        sessions + 5 + 1 + 1,
+        "sessions, index sets, the secret, filler"
+    );
 
     // Logged-in users stay logged in: VALIDATE answers and prolongs.
     sleep(Duration::from_millis(5));
@@ -152,7 +161,11 @@ fn full_memory_refuses_create_and_update_but_serves_existing_sessions() {
         4
     );
     assert!(c.exists(&tokens[2]));
-    assert_eq!(c.dbsize(), 10 + 4 + 1, "10 sessions, 4 index sets, filler");
+    assert_eq!(
+        c.dbsize(),
+        10 + 4 + 1 + 1,
+        "10 sessions, 4 index sets, the secret, filler"
+    );
     assert!(
         used_memory(&mut c) > limit,
         "every command above ran with memory full"
@@ -165,6 +178,17 @@ fn full_memory_refuses_create_and_update_but_serves_existing_sessions() {
     let made = c.create(r#"{"user_id":1}"#, &[]);
     assert!(c.validate(&made.token).is_some());
     s.assert_alive();
+}
+
+/// Asserts the database holds the session secret and nothing else: every session and index
+/// key is gone (DESTROY and REVOKEINDEX leave the secret).
+fn assert_only_the_secret(c: &mut Conn) {
+    assert_eq!(
+        c.keys(),
+        vec![b"session-secret".to_vec()],
+        "keys left behind besides the secret"
+    );
+    assert!(c.secret("").is_some_and(|s| s.len() == 32), "the secret");
 }
 
 /// Creates `n` sessions in one pipeline and returns their tokens.
@@ -239,7 +263,7 @@ fn create_destroy_cycles_give_memory_back() {
         destroy_batch(&mut con, &tokens);
         next += BATCH;
     }
-    assert_eq!(c.dbsize(), 0);
+    assert_only_the_secret(&mut c);
     let start = settled_used_memory(&mut c);
 
     let began = Instant::now();
@@ -249,7 +273,7 @@ fn create_destroy_cycles_give_memory_back() {
         next += BATCH;
     }
     let took = began.elapsed();
-    assert_eq!(c.dbsize(), 0, "keys left behind");
+    assert_only_the_secret(&mut c);
     let end = settled_used_memory(&mut c);
     let created = info_number(&mut c, "session", "session_created");
     let destroyed = info_number(&mut c, "session", "session_destroyed");
@@ -345,7 +369,7 @@ fn every_command_gives_memory_back() {
         round(&mut con, next);
         next += BATCH;
     }
-    assert_eq!(c.dbsize(), 0);
+    assert_only_the_secret(&mut c);
     let start = settled_used_memory(&mut c);
     let began = Instant::now();
     for _ in 0..SESSIONS / BATCH {
@@ -353,7 +377,7 @@ fn every_command_gives_memory_back() {
         next += BATCH;
     }
     let took = began.elapsed();
-    assert_eq!(c.dbsize(), 0, "keys left behind");
+    assert_only_the_secret(&mut c);
     let end = settled_used_memory(&mut c);
     println!(
         "leak check: {SESSIONS} sessions through every command ({} commands) in {:.2} s; \

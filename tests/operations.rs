@@ -451,6 +451,8 @@ struct Secrets {
     /// A session in an index: its token may show only in the module's SADD/SREM.
     indexed: String,
     data: Vec<String>,
+    /// The dataset's session secret (the key that tags sessions): it must never show.
+    secret: String,
 }
 
 /// Runs all seven commands (and a refused one) with secret tokens and data.
@@ -474,9 +476,11 @@ fn run_every_command(c: &mut Conn) -> Secrets {
     c.err(&["SESSION.CREATE", &format!(r#"{{"token":"{SECRET}"}}"#)]);
     assert_eq!(c.int(&["SESSION.DESTROY", &unindexed]), 1);
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "43"]), 1);
+    let secret = c.secret("").expect("CREATE made the secret");
     Secrets {
         unindexed,
         indexed,
+        secret,
         data: vec![
             data_unindexed,
             data_indexed,
@@ -503,6 +507,10 @@ fn assert_nothing_secret(shown: &str, command: &str, secrets: &Secrets, source: 
     assert!(
         !shown.contains(&secrets.unindexed),
         "{source} shows the token of a session in no index: {shown}"
+    );
+    assert!(
+        !shown.contains(&secrets.secret),
+        "{source} shows the session secret: {shown}"
     );
     // The documented limitation: the index updates the module issues as commands (SADD,
     // SREM) show the token of an indexed session. Nothing else may.
@@ -552,12 +560,12 @@ fn monitor_never_shows_session_commands_tokens_or_data() {
             .unwrap_or_default();
         assert_nothing_secret(line, &command, &secrets, "MONITOR");
     }
-    // Nor does the module write a token or data to the server log.
+    // Nor does the module write a token, data or the secret to the server log.
     let log = s.log();
     for secret in secrets
         .data
         .iter()
-        .chain([&secrets.unindexed, &secrets.indexed])
+        .chain([&secrets.unindexed, &secrets.indexed, &secrets.secret])
     {
         assert!(
             !log.contains(secret.as_str()),
@@ -965,7 +973,7 @@ fn session_keys_raise_only_session_events_even_with_every_class() {
     let mut sub = subscribe(&s);
     let (created, destroyed, revoked) = event_workload(&mut c);
     let got = messages_until_marker(&mut sub, &mut c);
-    // The module writes a session's fields and expiry through the key API: no hset, expire
+    // The module writes a session's value and expiry through the key API: no set, expire
     // or del event on a session key, only the module's own (`A` includes `d`).
     let mut on_sessions: Vec<(String, String)> = got
         .iter()

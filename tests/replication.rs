@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 
 use common::{repl_offset, sync_replica, Conn, Server};
 
-/// Everything about a key that must match: type, value and absolute expiry.
+/// Everything about a key that must match: type, value and absolute expiry. The module
+/// writes strings (sessions and the secret) and sets (indexes); a hash would be a 0.1.0
+/// session, which it no longer writes.
 #[derive(Debug, PartialEq)]
 enum KeyState {
-    Hash(BTreeMap<String, String>, i64),
+    String(Vec<u8>, i64),
     Set(Vec<String>, i64),
 }
 
@@ -20,7 +22,7 @@ fn snapshot(c: &mut Conn) -> BTreeMap<Vec<u8>, KeyState> {
     for key in c.keys() {
         let exp = c.pexpiretime(&key);
         let state = match c.key_type(&key).as_str() {
-            "hash" => KeyState::Hash(c.hgetall(&key), exp),
+            "string" => KeyState::String(c.get_bytes(&key).expect("GET"), exp),
             "set" => KeyState::Set(c.smembers(&key).into_iter().collect(), exp),
             other => panic!(
                 "unexpected type {other} at {}",
@@ -69,10 +71,23 @@ fn replica_without_module_matches_primary_after_create() {
     sync_replica(&mut p, &replica);
     let mut r = replica.conn();
     assert_same(&mut p, &mut r, "after CREATE");
-    // 4 sessions, user_id:150, tenant_id:acme, tenant_id:Zoë.
-    assert_eq!(r.dbsize(), 7);
+    // 4 sessions, user_id:150, tenant_id:acme, tenant_id:Zoë, the secret.
+    assert_eq!(r.dbsize(), 8);
     assert!(r.smembers("user_id:150").contains(&tokens[0]));
     assert!(r.pexpiretime(&tokens[1]) > 0);
+    // The replica holds each session as a layout-2 string tagged with the secret it got.
+    let secret = r.secret("").expect("the secret reached the replica");
+    assert_eq!(
+        r.pexpiretime("session-secret"),
+        -1,
+        "the secret never expires"
+    );
+    for t in &tokens {
+        let s = r.stored(t);
+        assert_eq!(s.layout, common::Layout::V2, "{t}");
+        assert_eq!(s.tag, Some(common::tag_v2(&secret, t.as_bytes())), "{t}");
+        assert_eq!(Some(s.data), p.get(t), "{t}: the replica's data");
+    }
     let modules = r.cmd(&["MODULE", "LIST"]);
     assert_eq!(
         modules,
@@ -87,9 +102,12 @@ fn replica_without_module_matches_primary_after_validate() {
     let replica = Server::start_replica_without_module(&primary);
     let mut p = primary.conn();
     let tokens = create_sessions(&mut p);
-    // Stand in for time passing: every key has 10 s left (replicated as PEXPIREAT).
+    // Stand in for time passing: every session and index has 10 s left (replicated as
+    // PEXPIREAT). The secret has no expiry and keeps none.
     for key in p.keys() {
-        p.ok(&[b"PEXPIRE".as_slice(), &key, b"10000"]);
+        if key != b"session-secret" {
+            p.ok(&[b"PEXPIRE".as_slice(), &key, b"10000"]);
+        }
     }
     sync_replica(&mut p, &replica);
     let mut r = replica.conn();
@@ -149,6 +167,9 @@ fn aof_replay_without_module_reproduces_sessions() {
         .start();
     let mut p = primary.conn();
     let tokens = create_sessions(&mut p);
+    // A VALIDATE in the same millisecond as the CREATE moves no expiry and writes nothing;
+    // a later one writes PEXPIREAT.
+    std::thread::sleep(std::time::Duration::from_millis(5));
     for t in &tokens {
         assert!(p.validate(t).is_some());
     }
@@ -164,6 +185,19 @@ fn aof_replay_without_module_reproduces_sessions() {
         aof.contains("PEXPIREAT") || aof.contains("pexpireat"),
         "no PEXPIREAT in AOF:\n{aof}"
     );
+    // CREATE writes `SET key value PXAT ms`: an absolute time, never EX or PX.
+    assert!(
+        aof.contains("\r\nPXAT\r\n"),
+        "no SET ... PXAT in AOF:\n{aof}"
+    );
+    for relative in [
+        "\r\nEX\r\n",
+        "\r\nPX\r\n",
+        "\r\nPEXPIRE\r\n",
+        "\r\nEXPIRE\r\n",
+    ] {
+        assert!(!aof.contains(relative), "relative expiry in AOF:\n{aof}");
+    }
     let replay = Server::builder()
         .without_module()
         .directive("appendonly yes")

@@ -7,7 +7,10 @@ mod common;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::{keys_of, parse_object, sync_replica, Conn, Server, UNKNOWN_TOKEN};
+use common::{
+    contents, keys_of, parse_object, sync_replica, Conn, Layout, Server, StoredSession,
+    UNKNOWN_TOKEN,
+};
 
 #[test]
 fn validate_returns_data_with_created_at_and_without_token() {
@@ -19,10 +22,7 @@ fn validate_returns_data_with_created_at_and_without_token() {
     assert_eq!(keys_of(&parsed), ["user_id", "foo", "createdAt"]);
     assert_eq!(parsed["createdAt"], created.reply["createdAt"]);
     assert_eq!(reply, created.data_text());
-    assert_eq!(
-        c.hget(&created.token, "data").as_deref(),
-        Some(reply.as_str())
-    );
+    assert_eq!(c.stored(&created.token).data, reply);
 }
 
 #[test]
@@ -79,7 +79,8 @@ fn validate_never_prolongs_past_max_lifetime() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let created = c.create(r#"{"a":1}"#, &["TTL", "100", "MAXLIFETIME", "50"]);
-    let deadline: i64 = c.hget(&created.token, "deadline").unwrap().parse().unwrap();
+    let deadline = c.stored(&created.token).deadline;
+    assert!(deadline > 0);
     assert_eq!(c.pexpiretime(&created.token), deadline);
     assert!(c.validate(&created.token).is_some());
     assert_eq!(c.pexpiretime(&created.token), deadline);
@@ -92,10 +93,20 @@ fn validate_caps_expiry_at_deadline_as_it_nears() {
     let created = c.create(r#"{"a":1}"#, &["TTL", "100", "MAXLIFETIME", "1000"]);
     // Stand in for 970 s passing: 30 s left of the lifetime, 2 s of idle time.
     let near = c.time_ms() + 30_000;
-    c.ok(&["HSET", &created.token, "deadline", &near.to_string()]);
-    c.ok(&["PEXPIRE", &created.token, "2000"]);
+    let mut stored = c.stored(&created.token);
+    stored.deadline = near;
+    let idle_end = c.time_ms() + 2000;
+    c.write_v2(&created.token, "", &stored, idle_end);
     assert!(c.validate(&created.token).is_some());
     assert_eq!(c.pexpiretime(&created.token), near);
+    assert_eq!(c.stored(&created.token).deadline, near);
+    // The same for a 0.1.0 hash.
+    let old = "0123456789abcdef0123456789abcdef0123456789abcde0";
+    let near = c.time_ms() + 30_000;
+    let idle_end = c.time_ms() + 2000;
+    c.write_v010(old, r#"{"a":2}"#, 100, near, &[], idle_end);
+    assert_eq!(c.validate(old).as_deref(), Some(r#"{"a":2}"#));
+    assert_eq!(c.pexpiretime(old), near);
 }
 
 #[test]
@@ -150,10 +161,13 @@ fn validate_ends_a_session_whose_index_key_was_replaced_and_leaves_that_key_alon
 fn unknown_token_is_nil() {
     let s = Server::start(&[]);
     let mut c = s.conn();
-    c.create("{}", &[]);
+    let created = c.create("{}", &[]);
+    let before = c.keys();
+    assert_eq!(before.len(), 2, "the session and the secret");
     assert_eq!(c.validate(UNKNOWN_TOKEN), None);
     assert_eq!(c.get(UNKNOWN_TOKEN), None);
-    assert_eq!(c.dbsize(), 1);
+    assert_eq!(c.keys(), before);
+    assert!(c.exists(&created.token));
 }
 
 #[test]
@@ -175,27 +189,84 @@ fn deleted_session_is_nil() {
     let created = c.create("{}", &[]);
     c.ok(&["DEL", &created.token]);
     assert_eq!(c.validate(&created.token), None);
-    assert_eq!(c.dbsize(), 0, "validate must not recreate anything");
+    assert_eq!(
+        c.keys(),
+        [b"session-secret".to_vec()],
+        "validate must not recreate anything (the secret stays)"
+    );
 }
 
-/// Copies a live session to `name` and checks VALIDATE and GET treat `name` as unknown and
-/// leave the copy exactly as it was.
+/// Checks VALIDATE and GET treat `name` as unknown and leave whatever it holds exactly as it
+/// was (value and expiry).
+fn assert_unknown_and_untouched(c: &mut Conn, name: &[u8], what: &str) {
+    let shown = String::from_utf8_lossy(name).into_owned();
+    let kind = c.key_type(name);
+    let exp = c.pexpiretime(name);
+    let before = contents(c, name, &kind);
+    assert_eq!(c.validate(name), None, "VALIDATE {shown:?} ({what})");
+    assert_eq!(c.get(name), None, "GET {shown:?} ({what})");
+    assert_eq!(
+        c.pexpiretime(name),
+        exp,
+        "{shown:?} ({what}): expiry changed"
+    );
+    assert_eq!(c.key_type(name), kind, "{shown:?} ({what}): type changed");
+    assert_eq!(
+        contents(c, name, &kind),
+        before,
+        "{shown:?} ({what}): value changed"
+    );
+    c.ping();
+}
+
+/// Puts at `name`, in turn, what would be a live session under a well-formed token: a
+/// layout-2 copy of the session at `source` correctly tagged for `name`, the same session
+/// as a 0.1.0 hash, and a byte-for-byte `COPY` of `source`. Checks VALIDATE and GET treat
+/// `name` as unknown each time and leave it as it was.
 fn assert_malformed_token_is_unknown(c: &mut Conn, source: &str, name: &[u8]) {
     let shown = String::from_utf8_lossy(name).into_owned();
+    let session = c.stored(source);
+    assert_eq!(session.layout, Layout::V2);
+    let exp = c.pexpiretime(source);
+    let secret = c.secret("").expect("the secret");
+    let tagged = session.encode_v2(&secret, name);
+    assert!(StoredSession::parse_v2(&tagged).is_some());
+    c.ok(&[
+        b"SET".as_slice(),
+        name,
+        &tagged,
+        b"PXAT",
+        exp.to_string().as_bytes(),
+    ]);
+    assert_unknown_and_untouched(c, name, "tagged for its name");
+    c.ok(&[b"DEL".as_slice(), name]);
+
+    let ttl = session.ttl.to_string();
+    let deadline = session.deadline.to_string();
+    c.ok(&[
+        b"HSET".as_slice(),
+        name,
+        b"data",
+        session.data.as_bytes(),
+        b"ttl",
+        ttl.as_bytes(),
+        b"deadline",
+        deadline.as_bytes(),
+    ]);
+    c.ok(&[b"PEXPIREAT".as_slice(), name, exp.to_string().as_bytes()]);
+    assert_unknown_and_untouched(c, name, "0.1.0 hash");
+    c.ok(&[b"DEL".as_slice(), name]);
+
     assert_eq!(
         c.int(&[b"COPY".as_slice(), source.as_bytes(), name]),
         1,
         "COPY to {shown:?}"
     );
-    let exp = c.pexpiretime(name);
-    let before = c.hgetall(name);
-    assert_eq!(c.validate(name), None, "VALIDATE {shown:?}");
-    assert_eq!(c.get(name), None, "GET {shown:?}");
-    assert_eq!(c.pexpiretime(name), exp, "{shown:?}: expiry changed");
-    assert_eq!(c.hgetall(name), before, "{shown:?}: hash changed");
-    c.ping();
+    assert_unknown_and_untouched(c, name, "copy of another session");
+    c.ok(&[b"DEL".as_slice(), name]);
 }
 
+/// A name that is not a well-formed token is never a session, whatever its key holds.
 #[test]
 fn malformed_tokens_are_nil_even_when_their_key_looks_like_a_session() {
     let s = Server::start(&[]);
@@ -298,6 +369,17 @@ fn keys_of_other_types_are_not_sessions() {
     let string = hex_name(3);
     c.ok(&["SET", &string, r#"{"a":1}"#, "PX", "100000"]);
     assert_not_a_session(&mut c, &string, &["GET", &string]);
+    // Strings in layout 2's shape, with no secret in the dataset to sign them.
+    let shaped = hex_name(8);
+    c.ok(&[
+        "SET",
+        &shaped,
+        "s2 0123456789abcdef 100 0\n{\"a\":1}",
+        "PX",
+        "100000",
+    ]);
+    assert_not_a_session(&mut c, &shaped, &["GET", &shaped]);
+    assert_eq!(c.secret(""), None, "VALIDATE made no secret");
     let set = hex_name(4);
     c.ok(&["SADD", &set, "data", "ttl", "deadline"]);
     assert_not_a_session(&mut c, &set, &["SMEMBERS", &set]);
@@ -311,8 +393,14 @@ fn keys_of_other_types_are_not_sessions() {
     let stream = hex_name(7);
     c.ok(&["XADD", &stream, "1-1", "data", "{}"]);
     assert_not_a_session(&mut c, &stream, &["XRANGE", &stream, "-", "+"]);
+    // Once the dataset has a secret, the made-up tag is still not the one it gives that key.
+    c.create("{}", &[]);
+    assert!(c.secret("").is_some());
+    assert_not_a_session(&mut c, &shaped, &["GET", &shaped]);
+    assert_not_a_session(&mut c, &string, &["GET", &string]);
 }
 
+/// 0.1.0 hashes are still sessions, but only with every field well-formed.
 #[test]
 fn hashes_missing_or_spoiling_session_fields_are_not_sessions() {
     let s = Server::start(&[]);
@@ -360,12 +448,12 @@ fn get_prolongs_nothing() {
     c.ok(&["PEXPIRE", "user_id:150", "50000"]);
     let exp = c.pexpiretime(&created.token);
     let idx_exp = c.pexpiretime("user_id:150");
-    let hash = c.hgetall(&created.token);
+    let value = c.get_bytes(&created.token).expect("the session");
     sleep(Duration::from_millis(5));
     assert!(c.get(&created.token).is_some());
     assert_eq!(c.pexpiretime(&created.token), exp);
     assert_eq!(c.pexpiretime("user_id:150"), idx_exp);
-    assert_eq!(c.hgetall(&created.token), hash);
+    assert_eq!(c.get_bytes(&created.token), Some(value));
 }
 
 #[test]

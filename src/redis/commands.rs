@@ -8,19 +8,21 @@
 //! `RM_Replicate` right after it is made, keeping the order of effects.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::config::Settings;
 use crate::error::Error;
-use crate::session::{self, CreateOptions, NewSession, Stored, UpdatedSession};
+use crate::layout::{self, View};
+use crate::session::{self, CreateOptions, Lifetime, NewSession, Stored, UpdatedSession};
 use crate::token;
 
 use super::acl::{Access, Caller};
 use super::keyevents::Quiet;
 use super::keys::{now_ms, signal_modified, Field, Key, Kind};
-use super::{capabilities, effects, settings, stats};
+use super::{capabilities, effects, secret, settings, stats};
 
 /// How many fresh tokens CREATE draws before giving up on finding an unused key. With 16
 /// random bytes or more a single collision is already beyond belief.
@@ -65,23 +67,75 @@ fn notify(ctx: &Context, event: &str, key: &RedisString) {
     ctx.notify_keyspace_event(raw::NotifyEvent::MODULE, event, key);
 }
 
-/// An open session: its key and what its fields say.
+/// Where a found session's data and index list are.
+enum Body {
+    /// 0.1.0: hash fields as Redis made them.
+    Fields {
+        data: RedisString,
+        indexes: Option<RedisString>,
+    },
+    /// Layout 2: byte ranges of the string value, which is read in place (no copy) while
+    /// the key is open.
+    Ranges {
+        data: Range<usize>,
+        indexes: Option<Range<usize>>,
+    },
+}
+
+/// An open session: its key and what it holds.
 struct Found {
     name: RedisString,
     key: Key,
-    data: RedisString,
-    /// The `indexes` field, checked by [`Stored::decode`].
-    indexes: Option<RedisString>,
+    body: Body,
     stored: Stored,
 }
 
 impl Found {
+    /// The session data's JSON text.
+    fn data(&self) -> &[u8] {
+        match &self.body {
+            Body::Fields { data, .. } => data.as_slice(),
+            Body::Ranges { data, .. } => self.in_value(data.clone()),
+        }
+    }
+
+    /// The index list (a JSON array of index key names), checked when the session was read
+    /// unless the caller said it would check it itself; `None` when in no index.
+    fn indexes(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Fields { indexes, .. } => indexes.as_ref().map(RedisString::as_slice),
+            Body::Ranges { indexes, .. } => indexes.clone().map(|r| self.in_value(r)),
+        }
+    }
+
+    /// Part of the string value (empty if the value is no longer what was read, which
+    /// the commands never let happen while they hold a `Found`).
+    fn in_value(&self, range: Range<usize>) -> &[u8] {
+        self.key
+            .string_value()
+            .and_then(|value| value.get(range))
+            .unwrap_or_default()
+    }
+
     /// The index keys the session joined.
     fn index_keys(&self) -> Vec<String> {
-        self.indexes
-            .as_ref()
-            .and_then(|text| session::parse_index_list(text.as_slice()))
+        self.indexes()
+            .and_then(session::parse_index_list)
             .unwrap_or_default()
+    }
+
+    /// Replies the session data: straight from the stored value, without a copy.
+    fn reply_data(&self, ctx: &Context) -> RedisValue {
+        let data = self.data();
+        // SAFETY: the API table is filled once at load; ctx is the running command's context
+        // and `data` lives in the open key, which outlives the call (it copies the bytes).
+        unsafe {
+            if let Some(reply) = raw::RedisModule_ReplyWithStringBuffer {
+                reply(ctx.get_raw(), data.as_ptr().cast(), data.len());
+                return RedisValue::NoReply;
+            }
+        }
+        RedisValue::StringBuffer(data.to_vec())
     }
 }
 
@@ -125,7 +179,7 @@ fn open_session(ctx: &Context, name: RedisString, write: bool) -> Option<Found> 
     open_session_with(ctx, name, write, true)
 }
 
-/// [`open_session`], leaving the check of the `indexes` field to the caller when
+/// [`open_session`], leaving the check of the index list to the caller when
 /// `check_indexes` is false (VALIDATE checks it while walking it, once).
 fn open_session_with(
     ctx: &Context,
@@ -138,40 +192,76 @@ fn open_session_with(
     } else {
         Key::read(ctx, &name)
     };
-    let (data, indexes, stored) = read_session(ctx, &key, check_indexes)?;
+    let (body, stored) = read_session(ctx, &key, name.as_slice(), write, check_indexes)?;
     Some(Found {
         name,
         key,
-        data,
-        indexes,
+        body,
         stored,
     })
 }
 
-/// Reads an open key as a session: its `data` and `indexes` fields and what they say, or
-/// `None` when it is not a session this module wrote.
+/// Reads the open key `name` as a session, in either layout: a string of layout 2 whose tag
+/// the dataset's secret signs for this name, or a 0.1.0 hash whose fields are well-formed.
+/// `None` when it is not a session this module wrote. (`write`: the command may write the
+/// secret's key back if it went, see [`secret`].)
 fn read_session(
     ctx: &Context,
     key: &Key,
+    name: &[u8],
+    write: bool,
     check_indexes: bool,
-) -> Option<(RedisString, Option<RedisString>, Stored)> {
-    if key.kind() != Kind::Hash {
-        return None;
+) -> Option<(Body, Stored)> {
+    match key.kind() {
+        Kind::String => {
+            let value = key.string_value()?;
+            let view = View::parse(value, check_indexes)?;
+            let settings = settings::current();
+            let secret = if write {
+                secret::for_writing(ctx, &settings, false)
+            } else {
+                secret::for_reading(ctx, &settings)
+            }?;
+            if !view.is_signed(&secret, name) {
+                return None;
+            }
+            let range = |part: &[u8]| {
+                let start = part.as_ptr().addr().wrapping_sub(value.as_ptr().addr());
+                start..start + part.len()
+            };
+            let body = Body::Ranges {
+                data: range(view.data),
+                indexes: view.indexes.map(range),
+            };
+            Some((
+                body,
+                Stored {
+                    lifetime: view.lifetime,
+                },
+            ))
+        }
+        Kind::Hash => {
+            let [data, ttl, deadline, indexes] = key.hash_get4(
+                ctx,
+                [Field::Data, Field::Ttl, Field::Deadline, Field::Indexes],
+            );
+            let stored = Stored::decode(
+                data.as_ref().map(RedisString::as_slice),
+                ttl.as_ref().map(RedisString::as_slice),
+                deadline.as_ref().map(RedisString::as_slice),
+                indexes
+                    .as_ref()
+                    .filter(|_| check_indexes)
+                    .map(RedisString::as_slice),
+            )?;
+            let body = Body::Fields {
+                data: data?,
+                indexes,
+            };
+            Some((body, stored))
+        }
+        _ => None,
     }
-    let [data, ttl, deadline, indexes] = key.hash_get4(
-        ctx,
-        [Field::Data, Field::Ttl, Field::Deadline, Field::Indexes],
-    );
-    let stored = Stored::decode(
-        data.as_ref().map(RedisString::as_slice),
-        ttl.as_ref().map(RedisString::as_slice),
-        deadline.as_ref().map(RedisString::as_slice),
-        indexes
-            .as_ref()
-            .filter(|_| check_indexes)
-            .map(RedisString::as_slice),
-    )?;
-    Some((data?, indexes, stored))
 }
 
 /// The kind of the key `name`, without keeping it open.
@@ -187,7 +277,9 @@ fn check_indexes(ctx: &Context, names: &[String]) -> Result<Vec<bool>, RedisErro
         .map(|name| match kind_of(ctx, name.as_bytes()) {
             Kind::Empty => Ok(true),
             Kind::Set => Ok(false),
-            Kind::Hash | Kind::Other => Err(reply_error(Error::IndexWrongType(name.clone()))),
+            Kind::String | Kind::Hash | Kind::Other => {
+                Err(reply_error(Error::IndexWrongType(name.clone())))
+            }
         })
         .collect()
 }
@@ -304,12 +396,12 @@ fn revocable(ctx: &Context, found: &Found, token: &[u8]) -> bool {
     if capabilities::key_events() {
         return true;
     }
-    let Some(indexes) = &found.indexes else {
+    let Some(indexes) = found.indexes() else {
         return true;
     };
     let members_checked = evicting(ctx);
     let mut all = true;
-    let well_formed = session::visit_index_list(indexes.as_slice(), |index| {
+    let well_formed = session::visit_index_list(indexes, |index| {
         all = all
             && if members_checked {
                 effects::sismember(ctx, index, token)
@@ -434,10 +526,10 @@ fn delete_session(ctx: &Context, found: Found) -> RedisString {
     found.name
 }
 
-/// Moves a session's expiry to `expire_at` unless it is there already, replicating it.
-/// Returns whether it moved.
+/// Moves a session's expiry to `expire_at` (the caller knows it is elsewhere), replicating
+/// it. Returns whether it moved.
 fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) -> bool {
-    let moved = found.key.abs_expire() != Some(expire_at) && found.key.set_abs_expire(expire_at);
+    let moved = found.key.set_abs_expire(expire_at);
     if moved {
         effects::pexpireat(ctx, found.name.as_slice(), expire_at);
         signal_modified(ctx, &found.name);
@@ -454,26 +546,36 @@ fn signal_token(ctx: &Context, settings: &Settings, token: &RedisString) {
     }
 }
 
-/// Sets hash fields of a session key and replicates them as one `HSET`.
-fn write_fields(ctx: &Context, key: &Key, name: &RedisString, fields: &[(Field, &str)]) {
-    let values: Vec<RedisString> = fields
-        .iter()
-        .map(|(_, value)| string(ctx, value.as_bytes()))
-        .collect();
-    let pairs: Vec<(Field, &RedisString)> = fields
-        .iter()
-        .map(|(field, _)| *field)
-        .zip(&values)
-        .collect();
-    key.hash_set_all(&pairs);
-    signal_modified(ctx, name);
-    let mut hset: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
-    hset.push(name.as_slice());
-    for (field, value) in fields {
-        hset.push(field.name().to_bytes());
-        hset.push(value.as_bytes());
+/// Makes the open key `name` the layout-2 session string of `data` with `lifetime` and the
+/// index list `indexes`, expiring at `expire_at`, whatever it held (a 0.1.0 hash is rewritten
+/// so), and replicates it as one `SET ... PXAT`.
+#[allow(clippy::too_many_arguments)]
+fn write_session(
+    ctx: &Context,
+    key: &Key,
+    name: &RedisString,
+    secret: &layout::Secret,
+    lifetime: Lifetime,
+    indexes: Option<&str>,
+    data: &str,
+    expire_at: i64,
+) -> bool {
+    let value = layout::encode(secret, name.as_slice(), lifetime, indexes, data);
+    let written = {
+        // The old value's key event is the command's own doing (7.2+).
+        let _quiet = Quiet::new();
+        key.string_set(&string(ctx, &value)) && key.set_abs_expire(expire_at)
+    };
+    if written {
+        effects::set_pxat(ctx, name.as_slice(), &value, expire_at);
+        signal_modified(ctx, name);
     }
-    effects::replicate(ctx, c"HSET", &hset);
+    written
+}
+
+/// The error of a write that found no usable session secret.
+fn secret_error(settings: &Settings) -> RedisError {
+    reply_error(Error::SecretUnusable(secret::key_name(settings)))
 }
 
 /// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds]
@@ -514,21 +616,25 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // makes no sessions unless the session keys match).
     caller.check(name.as_slice(), Access::Write)?;
 
-    let ttl = plan.lifetime.ttl.to_string();
-    let deadline = plan.lifetime.deadline_ms.to_string();
+    let Some(secret) = secret::for_writing(ctx, &settings, true) else {
+        return Err(secret_error(&settings));
+    };
     let indexes = plan.indexes_field();
-    let mut fields: Vec<(Field, &str)> = vec![
-        (Field::Data, plan.data.as_str()),
-        (Field::Ttl, ttl.as_str()),
-        (Field::Deadline, deadline.as_str()),
-    ];
-    if let Some(indexes) = &indexes {
-        fields.push((Field::Indexes, indexes.as_str()));
+    if !write_session(
+        ctx,
+        &key,
+        &name,
+        &secret,
+        plan.lifetime,
+        indexes.as_deref(),
+        &plan.data,
+        plan.expire_at_ms,
+    ) {
+        return Err(reply_error(Error::Internal(
+            "the session could not be written".into(),
+        )));
     }
-    write_fields(ctx, &key, &name, &fields);
-    key.set_abs_expire(plan.expire_at_ms);
     drop(key);
-    effects::pexpireat(ctx, name.as_slice(), plan.expire_at_ms);
     stats::CREATED.add(1);
 
     for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
@@ -576,8 +682,8 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let members_checked = !capabilities::key_events() && evicting(ctx);
     let mut every_index_there = true;
     let mut to_raise: Vec<Vec<u8>> = Vec::new();
-    let indexes_ok = found.indexes.as_ref().is_none_or(|indexes| {
-        session::visit_index_list(indexes.as_slice(), |index| {
+    let indexes_ok = found.indexes().is_none_or(|indexes| {
+        session::visit_index_list(indexes, |index| {
             match index_needs_raise(ctx, index, expire_at) {
                 None => every_index_there = false,
                 Some(raise) => {
@@ -609,7 +715,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if renewed.is_some() && set_session_expiry(ctx, &found, expire_at) {
         signal_token(ctx, &settings, token);
     }
-    Ok(RedisValue::BulkRedisString(found.data))
+    Ok(found.reply_data(ctx))
 }
 
 /// SESSION.GET token
@@ -624,7 +730,7 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Some(found)
             if !found.stored.lifetime.is_over(now) && revocable(ctx, &found, token.as_slice()) =>
         {
-            Ok(RedisValue::BulkRedisString(found.data))
+            Ok(found.reply_data(ctx))
         }
         _ => Ok(RedisValue::Null),
     }
@@ -646,8 +752,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
         return Ok(RedisValue::Null);
     };
-    let plan = UpdatedSession::plan(found.data.as_slice(), patch.as_slice(), &settings)
-        .map_err(reply_error)?;
+    let plan =
+        UpdatedSession::plan(found.data(), patch.as_slice(), &settings).map_err(reply_error)?;
     if !revocable(ctx, &found, token.as_slice()) {
         end_unrevocable(ctx, found, token.as_slice());
         return Ok(RedisValue::Null);
@@ -668,23 +774,28 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     caller.check_all(&plan.index_keys, Access::Write)?;
     caller.check_all(&left, Access::Write)?;
 
+    let Some(secret) = secret::for_writing(ctx, &settings, true) else {
+        return Err(secret_error(&settings));
+    };
     let indexes = plan.indexes_field();
-    let mut fields: Vec<(Field, &str)> = vec![(Field::Data, plan.data.as_str())];
-    if let Some(indexes) = &indexes {
-        fields.push((Field::Indexes, indexes.as_str()));
+    let lifetime = found.stored.lifetime;
+    let expire_at = lifetime.expire_at(now);
+    let index_target = lifetime.index_expire_at(expire_at);
+    // A 0.1.0 hash becomes a layout-2 string here.
+    if !write_session(
+        ctx,
+        &found.key,
+        &found.name,
+        &secret,
+        lifetime,
+        indexes.as_deref(),
+        &plan.data,
+        expire_at,
+    ) {
+        return Err(reply_error(Error::Internal(
+            "the session could not be written".into(),
+        )));
     }
-    write_fields(ctx, &found.key, &found.name, &fields);
-    if indexes.is_none() && !old.is_empty() {
-        found.key.hash_delete(Field::Indexes);
-        effects::replicate(
-            ctx,
-            c"HDEL",
-            &[found.name.as_slice(), Field::Indexes.name().to_bytes()],
-        );
-    }
-    let expire_at = found.stored.lifetime.expire_at(now);
-    let index_target = found.stored.lifetime.index_expire_at(expire_at);
-    set_session_expiry(ctx, &found, expire_at);
     drop(found.key);
     signal_token(ctx, &settings, token);
 
@@ -815,7 +926,7 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     match kind_of(ctx, &index) {
         Kind::Set => {}
         Kind::Empty => return Ok(RedisValue::Array(Vec::new())),
-        Kind::Hash | Kind::Other => {
+        Kind::String | Kind::Hash | Kind::Other => {
             return Err(reply_error(Error::IndexWrongType(
                 String::from_utf8_lossy(&index).into_owned(),
             )))
@@ -837,7 +948,7 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             // Past its max lifetime (see DESTROY): GET says nil, so LIST does not show it.
             Some(found) if found.stored.lifetime.is_over(now) => {}
             Some(found) => {
-                let data = String::from_utf8_lossy(found.data.as_slice());
+                let data = String::from_utf8_lossy(found.data());
                 // A found token is well-formed hex, so it is valid UTF-8.
                 let token = String::from_utf8_lossy(token);
                 let element = session::with_token(&data, &token);

@@ -26,6 +26,30 @@ pub fn pexpireat(ctx: &Context, name: &[u8], at_ms: i64) {
     }
 }
 
+/// Replicates `SET <name> <value> PXAT <at_ms>`: a session's value and absolute expiry in
+/// one command.
+pub fn set_pxat(ctx: &Context, name: &[u8], value: &[u8], at_ms: i64) {
+    // SAFETY: the API table is filled once at load, before any command runs.
+    let Some(replicate) = (unsafe { raw::RedisModule_Replicate }) else {
+        return;
+    };
+    // SAFETY: "bbcl": two buffers (pointer and length each), a C string, a long long; all
+    // outlive the call, which copies them.
+    unsafe {
+        replicate(
+            ctx.get_raw(),
+            c"SET".as_ptr(),
+            c"bbcl".as_ptr(),
+            name.as_ptr().cast::<c_char>(),
+            name.len(),
+            value.as_ptr().cast::<c_char>(),
+            value.len(),
+            c"PXAT".as_ptr(),
+            at_ms as c_longlong,
+        );
+    }
+}
+
 /// Calls `RM_Replicate` with each argument as a `b` (pointer and length) format item.
 macro_rules! replicate_buffers {
     ($replicate:expr, $ctx:expr, $command:expr, $format:expr, $($arg:expr),+) => {

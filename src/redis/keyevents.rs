@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis_module::{raw, Context};
 
+use crate::layout::View;
 use crate::session;
 
 use super::commands;
@@ -123,24 +124,28 @@ fn job_for(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) -> Option<Job> {
     // SAFETY: as above, NULL is handled by Key.
     let key = unsafe { Key::borrowed(info.key) };
     let kind = key.kind();
-    if !matches!(kind, Kind::Hash | Kind::Set) || !acts_here(ctx) {
+    if !matches!(kind, Kind::String | Kind::Hash | Kind::Set) || !acts_here(ctx) {
         return None;
     }
     let name = key_name(&key)?;
     let settings = settings::current();
     match kind {
-        Kind::Hash => {
-            // Only the `indexes` field is read: whatever wrote this hash, a token whose key
-            // leaves is no longer a live session, so taking it out of a set that lists it is
-            // right (and a set of another type is never written, SREM refuses it).
+        // Only the index list is read, and the tag of a layout-2 string is not checked:
+        // whatever wrote this key, a token whose key leaves is no longer a live session, so
+        // taking it out of a set that lists it is right (and a key of another type is never
+        // written, SREM refuses it).
+        Kind::String | Kind::Hash => {
             let token = session::token_of_key(&settings, name)?;
-            let context = Context::new(ctx);
-            let field = key.hash_get(&context, Field::Indexes)?;
             let mut indexes = Vec::new();
-            if !session::visit_index_list(field.as_slice(), |k| indexes.push(k.to_vec())) {
-                return None;
-            }
-            (!indexes.is_empty()).then(|| Job::SessionLeft {
+            let well_formed = if kind == Kind::String {
+                let view = View::parse(key.string_value()?, false)?;
+                session::visit_index_list(view.indexes?, |k| indexes.push(k.to_vec()))
+            } else {
+                let context = Context::new(ctx);
+                let field = key.hash_get(&context, Field::Indexes)?;
+                session::visit_index_list(field.as_slice(), |k| indexes.push(k.to_vec()))
+            };
+            (well_formed && !indexes.is_empty()).then(|| Job::SessionLeft {
                 token: token.to_vec(),
                 indexes,
             })

@@ -12,6 +12,7 @@ use redis_module::{raw, Context, RedisString};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Empty,
+    String,
     Hash,
     Set,
     Other,
@@ -142,10 +143,45 @@ impl Key {
         let t = unsafe { raw::RedisModule_KeyType.map_or(0, |f| f(self.inner)) };
         match t as isize {
             raw::REDISMODULE_KEYTYPE_EMPTY => Kind::Empty,
+            raw::REDISMODULE_KEYTYPE_STRING => Kind::String,
             raw::REDISMODULE_KEYTYPE_HASH => Kind::Hash,
             raw::REDISMODULE_KEYTYPE_SET => Kind::Set,
             _ => Kind::Other,
         }
+    }
+
+    /// The value of a string key, borrowed from Redis without a copy (`RM_StringDMA`) for as
+    /// long as the key is open and unchanged; `None` for any other type.
+    pub fn string_value(&self) -> Option<&[u8]> {
+        if self.kind() != Kind::String {
+            return None;
+        }
+        let mut len = 0usize;
+        // SAFETY: inner is an open string key; in read mode DMA returns a pointer to its
+        // bytes and their length, valid until the key is closed or written, which `&self`
+        // outlives.
+        unsafe {
+            let dma = raw::RedisModule_StringDMA?;
+            let bytes = dma(self.inner, &mut len, raw::REDISMODULE_READ as c_int);
+            if bytes.is_null() {
+                return None;
+            }
+            Some(std::slice::from_raw_parts(bytes.cast::<u8>(), len))
+        }
+    }
+
+    /// Makes the key a string holding `value`, whatever it held before (its expiry goes too).
+    pub fn string_set(&self, value: &RedisString) -> bool {
+        if self.inner.is_null() {
+            return false;
+        }
+        // SAFETY: inner is an open writable key; StringSet takes its own reference to value.
+        let status = unsafe {
+            raw::RedisModule_StringSet.map_or(raw::REDISMODULE_ERR as c_int, |f| {
+                f(self.inner, value.inner)
+            })
+        };
+        status == raw::REDISMODULE_OK as c_int
     }
 
     /// Reads four hash fields at once; a missing field is `None`.
@@ -202,89 +238,6 @@ impl Key {
             );
         }
         (!value.is_null()).then(|| RedisString::from_redis_module_string(ctx.get_raw(), value))
-    }
-
-    /// Sets one hash field.
-    pub fn hash_set(&self, field: Field, value: &RedisString) -> bool {
-        self.raw_hash_set(field, value.inner)
-    }
-
-    /// Sets several hash fields in one `RM_HashSet` call (one type check and one write
-    /// signal for all of them).
-    pub fn hash_set_all(&self, fields: &[(Field, &RedisString)]) -> bool {
-        if self.inner.is_null() || fields.iter().any(|(f, _)| f.redis_name().is_null()) {
-            return false;
-        }
-        // SAFETY: the API table is filled once at load, before any command runs.
-        let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
-            return false;
-        };
-        let flags = raw::REDISMODULE_HASH_NONE as c_int;
-        let end = ptr::null::<c_char>();
-        // SAFETY: inner is an open writable key; with no flags each field is a Redis string
-        // followed by its value, the list ended by NULL.
-        let status = unsafe {
-            match fields {
-                [(f0, v0), (f1, v1), (f2, v2)] => set(
-                    self.inner,
-                    flags,
-                    f0.redis_name(),
-                    v0.inner,
-                    f1.redis_name(),
-                    v1.inner,
-                    f2.redis_name(),
-                    v2.inner,
-                    end,
-                ),
-                [(f0, v0), (f1, v1), (f2, v2), (f3, v3)] => set(
-                    self.inner,
-                    flags,
-                    f0.redis_name(),
-                    v0.inner,
-                    f1.redis_name(),
-                    v1.inner,
-                    f2.redis_name(),
-                    v2.inner,
-                    f3.redis_name(),
-                    v3.inner,
-                    end,
-                ),
-                _ => {
-                    let all = fields.iter().all(|(f, v)| self.hash_set(*f, v));
-                    return all;
-                }
-            }
-        };
-        status >= 0
-    }
-
-    /// Removes one hash field.
-    pub fn hash_delete(&self, field: Field) -> bool {
-        self.raw_hash_set(field, raw::REDISMODULE_HASH_DELETE.cast_mut())
-    }
-
-    /// One `RM_HashSet` call: `value` is a string, or `REDISMODULE_HASH_DELETE`.
-    fn raw_hash_set(&self, field: Field, value: *mut raw::RedisModuleString) -> bool {
-        let name = field.redis_name();
-        if self.inner.is_null() || name.is_null() {
-            return false;
-        }
-        // SAFETY: the API table is filled once at load, before any command runs.
-        let Some(set) = (unsafe { raw::RedisModule_HashSet }) else {
-            return false;
-        };
-        // SAFETY: inner is an open writable key; no flags: a Redis string field, its value,
-        // NULL end.
-        let status = unsafe {
-            set(
-                self.inner,
-                raw::REDISMODULE_HASH_NONE as c_int,
-                name,
-                value,
-                ptr::null::<c_char>(),
-            )
-        };
-        status >= 0
     }
 
     /// The absolute expiry in unix ms, or `None` when the key has none (or does not exist).

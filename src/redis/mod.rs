@@ -9,6 +9,7 @@ pub mod effects;
 pub mod guard;
 pub mod keyevents;
 pub mod keys;
+pub mod secret;
 pub mod settings;
 pub mod stats;
 

@@ -648,6 +648,105 @@ impl Conn {
             .collect()
     }
 
+    /// `GET key` as bytes (`None` for a missing key).
+    pub fn get_bytes<K: AsRef<[u8]>>(&mut self, key: K) -> Option<Vec<u8>> {
+        match self.cmd(&[b"GET".as_slice(), key.as_ref()]) {
+            Value::Nil => None,
+            Value::BulkString(b) => Some(b),
+            other => panic!("GET: {other:?}"),
+        }
+    }
+
+    /// The session stored at `key`, read with the plain read command of its type and taken
+    /// apart as the README documents either layout; panics when it is neither.
+    pub fn stored<K: AsRef<[u8]>>(&mut self, key: K) -> StoredSession {
+        let key = key.as_ref();
+        match self.key_type(key).as_str() {
+            "string" => {
+                let value = self.get_bytes(key).expect("GET of a session string");
+                StoredSession::parse_v2(&value).unwrap_or_else(|| {
+                    panic!(
+                        "not a layout-2 session: {:?}",
+                        String::from_utf8_lossy(&value)
+                    )
+                })
+            }
+            "hash" => {
+                let h = self.hgetall(key);
+                StoredSession {
+                    layout: Layout::V010,
+                    tag: None,
+                    data: h.get("data").cloned().expect("data field"),
+                    ttl: h.get("ttl").expect("ttl field").parse().expect("ttl"),
+                    deadline: h
+                        .get("deadline")
+                        .expect("deadline")
+                        .parse()
+                        .expect("deadline"),
+                    indexes: h.get("indexes").map(|i| {
+                        serde_json::from_str(i).expect("indexes is a JSON array of strings")
+                    }),
+                }
+            }
+            other => panic!("{}: a session is no {other}", String::from_utf8_lossy(key)),
+        }
+    }
+
+    /// The dataset's session secret (`<prefix>session-secret`), if any.
+    pub fn secret(&mut self, key_prefix: &str) -> Option<String> {
+        self.get_bytes(format!("{key_prefix}session-secret"))
+            .map(|b| String::from_utf8(b).expect("the secret is text"))
+    }
+
+    /// Writes `session` at `key` in layout 2 with plain commands, tagged with the dataset's
+    /// secret as the README says (so the module takes it for its own), expiring at
+    /// `expire_at_ms`. The secret must exist (a CREATE makes it).
+    pub fn write_v2(
+        &mut self,
+        key: &str,
+        key_prefix: &str,
+        session: &StoredSession,
+        expire_at_ms: i64,
+    ) {
+        let secret = self.secret(key_prefix).expect("the session secret exists");
+        let value = session.encode_v2(&secret, key.as_bytes());
+        self.ok(&[
+            b"SET".as_slice(),
+            key.as_bytes(),
+            &value,
+            b"PXAT",
+            expire_at_ms.to_string().as_bytes(),
+        ]);
+    }
+
+    /// Writes a 0.1.0 session at `key` with plain commands (`HSET` of `data`, `ttl`,
+    /// `deadline`, and `indexes` when given, then `PEXPIREAT`), and adds the key to each index
+    /// set, as 0.1.0 did.
+    pub fn write_v010(
+        &mut self,
+        key: &str,
+        data: &str,
+        ttl: i64,
+        deadline: i64,
+        indexes: &[&str],
+        expire_at_ms: i64,
+    ) {
+        let ttl = ttl.to_string();
+        let deadline = deadline.to_string();
+        let list = serde_json::to_string(indexes).unwrap();
+        let mut hset = vec![
+            "HSET", key, "data", data, "ttl", &ttl, "deadline", &deadline,
+        ];
+        if !indexes.is_empty() {
+            hset.extend(["indexes", list.as_str()]);
+        }
+        self.ok(&hset);
+        self.ok(&["PEXPIREAT", key, &expire_at_ms.to_string()]);
+        for index in indexes {
+            self.ok(&["SADD", index, key]);
+        }
+    }
+
     pub fn hget<K: AsRef<[u8]>>(&mut self, key: K, field: &str) -> Option<String> {
         self.opt_string(&[b"HGET".as_slice(), key.as_ref(), field.as_bytes()])
     }
@@ -820,6 +919,91 @@ impl Conn {
     }
 }
 
+/// Which layout a stored session has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One string: `s2 <tag> <ttl> <deadline>[ <indexes>]\n<data>`.
+    V2,
+    /// 0.1.0's hash of `data`, `ttl`, `deadline` and `indexes`.
+    V010,
+}
+
+/// A stored session taken apart (see [`Conn::stored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub layout: Layout,
+    /// Layout 2's 16 hex digits.
+    pub tag: Option<String>,
+    pub data: String,
+    pub ttl: i64,
+    pub deadline: i64,
+    pub indexes: Option<Vec<String>>,
+}
+
+impl StoredSession {
+    /// Reads the README's text of layout 2; `None` when `value` does not have it.
+    pub fn parse_v2(value: &[u8]) -> Option<StoredSession> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (header, data) = text.split_once('\n')?;
+        let mut fields = header.splitn(5, ' ');
+        if fields.next()? != "s2" {
+            return None;
+        }
+        let tag = fields.next()?;
+        if tag.len() != 16
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return None;
+        }
+        let ttl = fields.next()?.parse().ok()?;
+        let deadline = fields.next()?.parse().ok()?;
+        let indexes = match fields.next() {
+            Some(list) => Some(serde_json::from_str(list).ok()?),
+            None => None,
+        };
+        Some(StoredSession {
+            layout: Layout::V2,
+            tag: Some(tag.to_string()),
+            data: data.to_string(),
+            ttl,
+            deadline,
+            indexes,
+        })
+    }
+
+    /// The layout-2 text of this session under the key `name`, tagged with the hex `secret`:
+    /// SipHash-2-4 of the name keyed by the secret's 16 bytes, as 16 hex digits.
+    pub fn encode_v2(&self, secret: &str, name: &[u8]) -> Vec<u8> {
+        let mut header = format!("s2 {} {} {}", tag_v2(secret, name), self.ttl, self.deadline);
+        if let Some(indexes) = &self.indexes {
+            header.push(' ');
+            header.push_str(&serde_json::to_string(indexes).unwrap());
+        }
+        format!("{header}\n{}", self.data).into_bytes()
+    }
+
+    /// The index keys, or none.
+    pub fn index_keys(&self) -> Vec<String> {
+        self.indexes.clone().unwrap_or_default()
+    }
+}
+
+/// The README's tag: SipHash-2-4 of `name` keyed by the 16 bytes of the hex `secret`, as 16
+/// lowercase hex digits.
+pub fn tag_v2(secret: &str, name: &[u8]) -> String {
+    use std::hash::Hasher;
+    assert_eq!(secret.len(), 32, "a secret is 32 hex digits");
+    let mut key = [0u8; 16];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).expect("hex secret");
+    }
+    let mut h = siphasher::sip::SipHasher24::new_with_key(&key);
+    h.write(name);
+    format!("{:016x}", h.finish())
+}
+
 /// A session made by `SESSION.CREATE`.
 pub struct Created {
     pub token: String,
@@ -944,9 +1128,11 @@ pub fn parse_created_at(s: &str) -> Option<i64> {
 pub const UNKNOWN_TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Everything about a key of the module's that must survive a restart or match on a replica:
-/// type, value and absolute expiry. (The module writes hashes and sets only.)
+/// type, value and absolute expiry. (The module writes strings (sessions of layout 2 and the
+/// secret), sets (indexes), and 0.1.0 sessions are hashes.)
 #[derive(Debug, PartialEq)]
 pub enum KeyState {
+    String(Vec<u8>, i64),
     Hash(BTreeMap<String, String>, i64),
     Set(BTreeSet<String>, i64),
 }
@@ -958,6 +1144,7 @@ pub fn snapshot(c: &mut Conn) -> BTreeMap<String, KeyState> {
     for key in c.keys() {
         let exp = c.pexpiretime(&key);
         let state = match c.key_type(&key).as_str() {
+            "string" => KeyState::String(c.get_bytes(&key).expect("GET"), exp),
             "hash" => KeyState::Hash(c.hgetall(&key), exp),
             "set" => KeyState::Set(c.smembers(&key), exp),
             other => panic!(
