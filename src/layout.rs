@@ -99,16 +99,17 @@ fn hex_digit(b: u8) -> Option<u8> {
     }
 }
 
-/// A decimal number of 1 to 18 digits at the start of `text`, and what follows it.
+/// A decimal number of 1 to 19 digits that fits an `i64` at the start of `text`, and what
+/// follows it.
 fn number(text: &[u8]) -> Option<(i64, &[u8])> {
     let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 18 {
+    if digits == 0 || digits > 19 {
         return None;
     }
     let (number, rest) = text.split_at_checked(digits)?;
-    let value = number
-        .iter()
-        .fold(0i64, |acc, &b| acc * 10 + i64::from(b - b'0'));
+    let value = number.iter().try_fold(0i64, |acc, &b| {
+        acc.checked_mul(10)?.checked_add(i64::from(b - b'0'))
+    })?;
     Some((value, rest))
 }
 

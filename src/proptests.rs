@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::config::{Setting, Settings, MAX_SECONDS};
 use crate::error::Error;
 use crate::json::{self, Object, MAX_DEPTH};
+use crate::layout::{encode, Secret, View};
 use crate::session::{CreateOptions, Lifetime, Stored};
 use crate::token;
 
@@ -456,6 +457,60 @@ proptest! {
         prop_assert_eq!(got, Some(Stored { lifetime: Lifetime { ttl, deadline_ms } }));
         let text = indexes.unwrap_or_else(|| b"[]".to_vec());
         prop_assert_eq!(crate::session::parse_index_list(&text), Some(index_keys));
+    }
+
+    /// Any string value parses as layout 2 without panic, and what parses has the layout's
+    /// rules (magic, TTL in range, data an object's text, index list an array).
+    #[test]
+    fn layout_parse_never_panics_and_accepts_only_the_layout(
+        value in prop_oneof![
+            any::<Vec<u8>>(),
+            (any::<Vec<u8>>(), json_like_bytes()).prop_map(|(h, d)| {
+                let mut v = b"s2 0123456789abcdef 7200 0".to_vec();
+                v.extend_from_slice(&h);
+                v.push(b'\n');
+                v.extend_from_slice(&d);
+                v
+            }),
+        ],
+        check in any::<bool>(),
+    ) {
+        if let Some(view) = View::parse(&value, check) {
+            prop_assert!(value.starts_with(b"s2 "));
+            prop_assert!((1..=MAX_SECONDS).contains(&view.lifetime.ttl));
+            prop_assert!(view.lifetime.deadline_ms >= 0);
+            prop_assert_eq!(view.data.first(), Some(&b'{'));
+            prop_assert_eq!(view.data.last(), Some(&b'}'));
+            if let (true, Some(list)) = (check, view.indexes) {
+                prop_assert!(crate::session::parse_index_list(list).is_some());
+            }
+        }
+    }
+
+    /// What the module writes in layout 2, it reads back as the same session, signed for its
+    /// own name and secret only.
+    #[test]
+    fn layout_written_by_the_module_reads_back_as_itself(
+        object in object(),
+        ttl in 1..=MAX_SECONDS,
+        deadline_ms in prop_oneof![Just(0i64), 0..=i64::MAX],
+        index_keys in vec(text(), 0..4),
+        name in vec(any::<u8>(), 0..64),
+        key in any::<[u8; 16]>(),
+    ) {
+        let secret = Secret::from_hex(token::to_hex(&key).as_bytes()).unwrap();
+        let data = json::to_text(&object);
+        let indexes = (!index_keys.is_empty()).then(|| serde_json::to_string(&index_keys).unwrap());
+        let lifetime = Lifetime { ttl, deadline_ms };
+        let value = encode(&secret, &name, lifetime, indexes.as_deref(), &data);
+        let view = View::parse(&value, true).unwrap();
+        prop_assert!(view.is_signed(&secret, &name));
+        let mut other = name.clone();
+        other.push(b'x');
+        prop_assert!(!view.is_signed(&secret, &other));
+        prop_assert_eq!(view.lifetime, lifetime);
+        prop_assert_eq!(view.data, data.as_bytes());
+        prop_assert_eq!(view.indexes, indexes.as_deref().map(str::as_bytes));
     }
 
     /// Load arguments never panic and never leave a setting out of its range, accepted or

@@ -487,7 +487,7 @@ fn revokeindex_of_a_missing_index_replies_0() {
 }
 
 #[test]
-fn revokeindex_leaves_an_index_key_of_another_type_alone() {
+fn revokeindex_of_an_index_key_of_another_type_is_wrongtype_and_leaves_it_alone() {
     let s = Server::start(&MODULE_ARGS);
     let mut c = s.conn();
     let t = c.create(r#"{"tenant_id":"acme"}"#, &[]).token;
@@ -496,9 +496,23 @@ fn revokeindex_leaves_an_index_key_of_another_type_alone() {
     c.ok(&["RPUSH", "user_id:152", &t]);
     let before = snapshot(&mut c);
     for value in ["150", "151", "152"] {
-        assert_eq!(revoke(&mut c, "user_id", value, None), 0, "user_id:{value}");
+        for except in [None, Some(t.as_str())] {
+            let mut args = vec!["SESSION.REVOKEINDEX", "user_id", value];
+            if let Some(token) = except {
+                args.extend_from_slice(&["EXCEPT", token]);
+            }
+            assert_eq!(
+                c.err(&args),
+                format!("WRONGTYPE index key 'user_id:{value}' holds a value that is not a set"),
+                "user_id:{value}"
+            );
+        }
     }
     assert_eq!(snapshot(&mut c), before);
+    assert!(
+        c.validate(&t).is_some(),
+        "the session named in those keys lives"
+    );
 }
 
 #[test]

@@ -868,8 +868,15 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .map_err(reply_error)?;
     let mut caller = Caller::new(ctx);
     caller.check(&index, Access::ReadWrite)?;
-    if kind_of(ctx, &index) != Kind::Set {
-        return Ok(RedisValue::Integer(0));
+    match kind_of(ctx, &index) {
+        Kind::Set => {}
+        Kind::Empty => return Ok(RedisValue::Integer(0)),
+        // As LIST: the named index is no index, and is left alone.
+        Kind::String | Kind::Hash | Kind::Other => {
+            return Err(reply_error(Error::IndexWrongType(
+                String::from_utf8_lossy(&index).into_owned(),
+            )))
+        }
     }
     let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
     let now = now_ms();
