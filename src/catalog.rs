@@ -25,6 +25,8 @@ pub enum ArgKind {
     Key,
     String,
     Integer,
+    /// A keyword alone (`DENY`), its name being the keyword.
+    PureToken,
 }
 
 /// One argument.
@@ -81,7 +83,7 @@ pub const COMMANDS: &[CommandDoc] = &[
     CommandDoc {
         name: c"session.create",
         summary: c"Stores a new session for a JSON object and returns it with its new token",
-        complexity: c"O(N) in the size of the data, plus O(1) per configured index",
+        complexity: c"O(N) in the size of the data, plus O(1) per configured index; with MAXSESSIONS, plus O(M) in the sessions of the primary index value",
         arity: -2,
         key: None,
         acl_categories: c"write slow",
@@ -89,6 +91,8 @@ pub const COMMANDS: &[CommandDoc] = &[
             arg(c"data", ArgKind::String),
             option(c"seconds", ArgKind::Integer, c"TTL"),
             option(c"max-seconds", ArgKind::Integer, c"MAXLIFETIME"),
+            option(c"limit", ArgKind::Integer, c"MAXSESSIONS"),
+            option(c"deny", ArgKind::PureToken, c"DENY"),
         ],
     },
     CommandDoc {
@@ -117,6 +121,15 @@ pub const COMMANDS: &[CommandDoc] = &[
         key: Some(KeyUse::Update),
         acl_categories: c"write slow",
         args: &[TOKEN, arg(c"patch", ArgKind::String)],
+    },
+    CommandDoc {
+        name: c"session.rotate",
+        summary: c"Gives a session a new token; the old one ends, or reads for a grace window",
+        complexity: c"O(N) in the size of the data, plus O(1) per index the session is in",
+        arity: -2,
+        key: Some(KeyUse::Delete),
+        acl_categories: c"write slow",
+        args: &[TOKEN, option(c"seconds", ArgKind::Integer, c"GRACE")],
     },
     CommandDoc {
         name: c"session.destroy",
@@ -161,7 +174,7 @@ mod tests {
         let mut unique = names.clone();
         unique.dedup();
         assert_eq!(names, unique);
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 8);
     }
 
     #[test]

@@ -24,12 +24,26 @@ pub enum Error {
     BadTtl,
     /// `MAXLIFETIME` option not a whole number in range.
     BadMaxLifetime,
+    /// `MAXSESSIONS` option not a whole number in range.
+    BadMaxSessions,
+    /// `MAXSESSIONS` given for data without a value of any index.
+    MaxSessionsWithoutIndex,
+    /// `MAXSESSIONS n DENY` and the primary index value has `n` live sessions or more.
+    SessionLimit {
+        index: String,
+        live: usize,
+        limit: i64,
+    },
     /// An option the command does not know.
     UnknownOption(String),
     /// The same option twice.
     DuplicateOption(String),
     /// An index key holds something other than a set.
     IndexWrongType(String),
+    /// ROTATE's `GRACE` not a whole number from 0 to 300 (or missing, or followed by more).
+    BadGrace,
+    /// ROTATE got an option other than `GRACE`.
+    UnknownRotateOption(String),
     /// REVOKEINDEX got a fourth argument other than `EXCEPT`.
     UnknownRevokeOption(String),
     /// REVOKEINDEX or LIST named a property that is not in `indexes`.
@@ -75,10 +89,22 @@ impl fmt::Display for Error {
                 "ERR MAXLIFETIME must be a whole number from 0 to {}",
                 crate::config::MAX_SECONDS
             ),
+            Error::BadMaxSessions => write!(
+                f,
+                "ERR MAXSESSIONS must be a whole number from 1 to {}",
+                crate::session::MAX_SESSIONS_LIMIT
+            ),
+            Error::MaxSessionsWithoutIndex => f.write_str(
+                "ERR MAXSESSIONS needs a value of an index: data has none of the properties in session.indexes",
+            ),
+            Error::SessionLimit { index, live, limit } => write!(
+                f,
+                "ERR MAXSESSIONS {limit} DENY: index '{index}' already has {live} live sessions; nothing was written"
+            ),
             Error::UnknownOption(opt) => {
                 write!(
                     f,
-                    "ERR unknown option '{opt}' (expected TTL or MAXLIFETIME)"
+                    "ERR unknown option '{opt}' (expected TTL, MAXLIFETIME or MAXSESSIONS)"
                 )
             }
             Error::DuplicateOption(opt) => write!(f, "ERR option '{opt}' given twice"),
@@ -86,6 +112,14 @@ impl fmt::Display for Error {
                 f,
                 "WRONGTYPE index key '{key}' holds a value that is not a set"
             ),
+            Error::BadGrace => write!(
+                f,
+                "ERR GRACE must be a whole number from 0 to {}",
+                crate::session::MAX_GRACE
+            ),
+            Error::UnknownRotateOption(opt) => {
+                write!(f, "ERR unknown option '{opt}' (expected GRACE seconds)")
+            }
             Error::UnknownRevokeOption(opt) => {
                 write!(f, "ERR unknown option '{opt}' (expected EXCEPT token)")
             }

@@ -118,12 +118,12 @@ pub fn encode(
     secret: &Secret,
     name: &[u8],
     lifetime: Lifetime,
-    indexes: Option<&str>,
-    data: &str,
+    indexes: Option<&[u8]>,
+    data: &[u8],
 ) -> Vec<u8> {
     // Written piece by piece: `format!` costs CREATE and UPDATE more than everything here.
     let mut numbers = itoa::Buffer::new();
-    let mut value = Vec::with_capacity(48 + indexes.map_or(0, str::len) + data.len());
+    let mut value = Vec::with_capacity(48 + indexes.map_or(0, <[u8]>::len) + data.len());
     value.extend_from_slice(MAGIC);
     value.extend_from_slice(crate::token::to_hex(&secret.tag(name).to_be_bytes()).as_bytes());
     value.push(b' ');
@@ -132,10 +132,10 @@ pub fn encode(
     value.extend_from_slice(numbers.format(lifetime.deadline_ms).as_bytes());
     if let Some(indexes) = indexes {
         value.push(b' ');
-        value.extend_from_slice(indexes.as_bytes());
+        value.extend_from_slice(indexes);
     }
     value.push(b'\n');
-    value.extend_from_slice(data.as_bytes());
+    value.extend_from_slice(data);
     value
 }
 
@@ -201,6 +201,33 @@ impl<'a> View<'a> {
     }
 }
 
+/// What a rotated token's key holds during its grace window (SESSION.ROTATE ... GRACE):
+/// `r2 <tag> <new token>`, the tag as a session's (the secret's SipHash of this key's own
+/// name). It forwards reads to the new token's session, read-only, until it expires.
+pub const FORWARD_MAGIC: &[u8] = b"r2 ";
+
+/// The grace record of the key `name`, forwarding to `new_token`.
+pub fn encode_forward(secret: &Secret, name: &[u8], new_token: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(FORWARD_MAGIC.len() + TAG_LEN + 1 + new_token.len());
+    value.extend_from_slice(FORWARD_MAGIC);
+    value.extend_from_slice(crate::token::to_hex(&secret.tag(name).to_be_bytes()).as_bytes());
+    value.push(b' ');
+    value.extend_from_slice(new_token);
+    value
+}
+
+/// The token a grace record of the key `name` forwards to, when `value` is one that
+/// `secret` signs for that name; `None` for anything else.
+pub fn parse_forward<'a>(value: &'a [u8], secret: &Secret, name: &[u8]) -> Option<&'a [u8]> {
+    let rest = value.strip_prefix(FORWARD_MAGIC)?;
+    let (tag, rest) = (rest.get(..TAG_LEN)?, rest.get(TAG_LEN..)?);
+    let tag = tag
+        .iter()
+        .try_fold(0u64, |acc, &b| Some((acc << 4) | u64::from(hex_digit(b)?)))?;
+    let token = rest.strip_prefix(b" ")?;
+    (tag == secret.tag(name) && crate::token::is_well_formed(token)).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,8 +249,8 @@ mod tests {
             &s,
             NAME,
             lifetime,
-            Some(r#"["user_id:150"]"#),
-            r#"{"user_id":150}"#,
+            Some(br#"["user_id:150"]"#),
+            br#"{"user_id":150}"#,
         );
         let text = String::from_utf8(value.clone()).unwrap();
         let expected = format!(
@@ -237,7 +264,7 @@ mod tests {
         assert_eq!(view.indexes, Some(br#"["user_id:150"]"#.as_slice()));
         assert_eq!(view.data, br#"{"user_id":150}"#);
 
-        let plain = encode(&s, NAME, lifetime, None, "{}");
+        let plain = encode(&s, NAME, lifetime, None, b"{}");
         let view = View::parse(&plain, true).unwrap();
         assert_eq!(view.indexes, None);
         assert_eq!(view.data, b"{}");
@@ -258,7 +285,7 @@ mod tests {
             ttl: 60,
             deadline_ms: 1,
         };
-        let value = encode(&s, NAME, lifetime, None, "{}");
+        let value = encode(&s, NAME, lifetime, None, b"{}");
         let view = View::parse(&value, true).unwrap();
         assert!(view.is_signed(&s, NAME));
         assert!(!view.is_signed(&other, NAME));
@@ -312,6 +339,33 @@ mod tests {
             assert_eq!(Secret::from_hex(bad), None);
         }
         assert_eq!(format!("{s:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn a_grace_record_forwards_only_when_signed_for_its_name() {
+        let s = secret();
+        let new = b"abcdef0123456789abcdef0123456789abcdef0123456789";
+        let value = encode_forward(&s, NAME, new);
+        let tag = format!("{:016x}", s.tag(NAME));
+        assert_eq!(
+            value,
+            format!("r2 {tag} {}", std::str::from_utf8(new).unwrap()).into_bytes()
+        );
+        assert_eq!(parse_forward(&value, &s, NAME), Some(new.as_slice()));
+        assert_eq!(parse_forward(&value, &s, b"other"), None);
+        let other = Secret::from_hex(b"ff0102030405060708090a0b0c0d0e0f").unwrap();
+        assert_eq!(parse_forward(&value, &other, NAME), None);
+        for bad in [
+            format!("r2 {tag} "),
+            format!("r2 {tag} ABCDEF0123456789ABCDEF0123456789"),
+            format!("r2 {tag}"),
+            format!("r2 {tag}  abcdef0123456789abcdef0123456789"),
+            format!("s2 {tag} abcdef0123456789abcdef0123456789"),
+        ] {
+            assert_eq!(parse_forward(bad.as_bytes(), &s, NAME), None, "{bad}");
+        }
+        // A grace record is no session.
+        assert_eq!(View::parse(&value, true), None);
     }
 
     #[test]

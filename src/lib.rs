@@ -46,6 +46,11 @@ mod registration {
         guarded(ctx, args, commands::update)
     }
 
+    /// SESSION.ROTATE token [GRACE seconds]
+    fn session_rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        guarded(ctx, args, commands::rotate)
+    }
+
     /// SESSION.DESTROY token
     fn session_destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         guarded(ctx, args, commands::destroy)
@@ -79,6 +84,7 @@ mod registration {
             ["session.validate", session_validate, "write fast no-monitor no-slowlog", 1, 1, 1, ""],
             ["session.get", session_get, "readonly fast no-monitor no-slowlog", 1, 1, 1, ""],
             ["session.update", session_update, "write deny-oom no-monitor no-slowlog", 1, 1, 1, ""],
+            ["session.rotate", session_rotate, "write deny-oom no-monitor no-slowlog", 1, 1, 1, ""],
             ["session.destroy", session_destroy, "write no-monitor no-slowlog", 1, 1, 1, ""],
             // REVOKEINDEX and LIST name an index by property and value, not by key: the key
             // they touch is computed from the settings, so they declare none.

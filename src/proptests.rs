@@ -16,7 +16,7 @@ use crate::config::{Setting, Settings, MAX_SECONDS};
 use crate::error::Error;
 use crate::json::{self, Object, MAX_DEPTH};
 use crate::layout::{encode, Secret, View};
-use crate::session::{CreateOptions, Lifetime, Stored};
+use crate::session::{CreateOptions, Lifetime, MaxSessions, Stored};
 use crate::token;
 
 /// The default config (so `PROPTEST_CASES` still applies) without failure files in the tree.
@@ -142,7 +142,10 @@ fn option_value() -> impl Strategy<Value = Vec<u8>> {
 /// Option keywords: the real ones in any case, near misses, random bytes.
 fn option_keyword() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        3 => prop::sample::select(vec!["TTL", "ttl", "Ttl", "MAXLIFETIME", "maxLifetime"])
+        3 => prop::sample::select(vec![
+            "TTL", "ttl", "Ttl", "MAXLIFETIME", "maxLifetime", "MAXSESSIONS", "maxsessions", "DENY",
+            "deny",
+        ])
             .prop_map(|s| s.as_bytes().to_vec()),
         1 => prop::sample::select(vec!["TTL ", "TT", "EX", "MAX-LIFETIME", "T\u{0}TL", ""])
             .prop_map(|s| s.as_bytes().to_vec()),
@@ -244,18 +247,29 @@ fn reference_whole(text: &[u8], min: i64) -> Option<i64> {
     (min..=MAX_SECONDS).contains(&n).then_some(n)
 }
 
-/// `[TTL n] [MAXLIFETIME n]` in any order, each at most once, keywords in any case.
+/// `[TTL n] [MAXLIFETIME n] [MAXSESSIONS n [DENY]]` in any order, each at most once,
+/// keywords in any case.
 fn reference_options(args: &[Vec<u8>]) -> Option<CreateOptions> {
-    if !args.len().is_multiple_of(2) {
-        return None;
-    }
     let mut options = CreateOptions::default();
-    for pair in args.chunks(2) {
-        let (keyword, value) = (pair[0].to_ascii_uppercase(), &pair[1]);
+    let mut rest = args;
+    while !rest.is_empty() {
+        let keyword = rest[0].to_ascii_uppercase();
+        let value = rest.get(1)?;
+        rest = &rest[2..];
         match keyword.as_slice() {
             b"TTL" if options.ttl.is_none() => options.ttl = Some(reference_whole(value, 1)?),
             b"MAXLIFETIME" if options.max_lifetime.is_none() => {
                 options.max_lifetime = Some(reference_whole(value, 0)?)
+            }
+            b"MAXSESSIONS" if options.max_sessions.is_none() => {
+                let limit = reference_whole(value, 1).filter(|n| *n <= 1_000_000)?;
+                let deny = rest
+                    .first()
+                    .is_some_and(|a| a.to_ascii_uppercase() == b"DENY");
+                if deny {
+                    rest = &rest[1..];
+                }
+                options.max_sessions = Some(MaxSessions { limit, deny });
             }
             _ => return None,
         }
@@ -502,7 +516,13 @@ proptest! {
         let data = json::to_text(&object);
         let indexes = (!index_keys.is_empty()).then(|| serde_json::to_string(&index_keys).unwrap());
         let lifetime = Lifetime { ttl, deadline_ms };
-        let value = encode(&secret, &name, lifetime, indexes.as_deref(), &data);
+        let value = encode(
+            &secret,
+            &name,
+            lifetime,
+            indexes.as_deref().map(str::as_bytes),
+            data.as_bytes(),
+        );
         let view = View::parse(&value, true).unwrap();
         prop_assert!(view.is_signed(&secret, &name));
         let mut other = name.clone();
@@ -610,21 +630,21 @@ fn zero_padded_whole_numbers_are_accepted_whatever_their_length() {
             [&b"TTL"[..], b"060"],
             CreateOptions {
                 ttl: Some(60),
-                max_lifetime: None,
+                ..CreateOptions::default()
             },
         ),
         (
             [&b"TTL"[..], b"0000000000060"],
             CreateOptions {
                 ttl: Some(60),
-                max_lifetime: None,
+                ..CreateOptions::default()
             },
         ),
         (
             [&b"MAXLIFETIME"[..], b"00000000000000000000"],
             CreateOptions {
-                ttl: None,
                 max_lifetime: Some(0),
+                ..CreateOptions::default()
             },
         ),
     ] {

@@ -14,18 +14,44 @@ pub const CREATED_AT: &str = "createdAt";
 /// The property reserved for the reply.
 pub const TOKEN: &str = "token";
 
+/// The largest `MAXSESSIONS` limit.
+pub const MAX_SESSIONS_LIMIT: i64 = 1_000_000;
+
+/// CREATE's `MAXSESSIONS n [DENY]`: at most `limit` live sessions per value of the primary
+/// index; with `deny`, a CREATE over the limit fails instead of ending the oldest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxSessions {
+    pub limit: i64,
+    pub deny: bool,
+}
+
+impl MaxSessions {
+    /// How many of `live` sessions a CREATE ends so that, with the new one, `limit` remain;
+    /// `None` when it must fail instead (DENY at or over the limit).
+    pub fn to_end(&self, live: usize) -> Option<usize> {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        match live.checked_sub(limit - 1) {
+            None | Some(0) => Some(0),
+            Some(_) if self.deny => None,
+            Some(over) => Some(over),
+        }
+    }
+}
+
 /// CREATE's options, each overriding a setting for one session.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CreateOptions {
     pub ttl: Option<i64>,
     pub max_lifetime: Option<i64>,
+    pub max_sessions: Option<MaxSessions>,
 }
 
 impl CreateOptions {
-    /// Parses `[TTL seconds] [MAXLIFETIME seconds]`, keywords case-insensitive, each once.
+    /// Parses `[TTL seconds] [MAXLIFETIME seconds] [MAXSESSIONS n [DENY]]` in any order,
+    /// keywords case-insensitive, each once.
     pub fn parse(args: &[&[u8]]) -> Result<CreateOptions> {
         let mut options = CreateOptions::default();
-        let mut rest = args.iter();
+        let mut rest = args.iter().peekable();
         while let Some(keyword) = rest.next() {
             let value = rest.next();
             if keyword.eq_ignore_ascii_case(b"TTL") {
@@ -44,6 +70,18 @@ impl CreateOptions {
                     .and_then(|v| whole_number(v, 0))
                     .ok_or(Error::BadMaxLifetime)?;
                 options.max_lifetime = Some(max);
+            } else if keyword.eq_ignore_ascii_case(b"MAXSESSIONS") {
+                if options.max_sessions.is_some() {
+                    return Err(Error::DuplicateOption("MAXSESSIONS".into()));
+                }
+                let limit = value
+                    .and_then(|v| whole_number(v, 1))
+                    .filter(|n| *n <= MAX_SESSIONS_LIMIT)
+                    .ok_or(Error::BadMaxSessions)?;
+                let deny = rest
+                    .next_if(|next| next.eq_ignore_ascii_case(b"DENY"))
+                    .is_some();
+                options.max_sessions = Some(MaxSessions { limit, deny });
             } else {
                 return Err(Error::UnknownOption(
                     String::from_utf8_lossy(keyword).into_owned(),
@@ -51,6 +89,25 @@ impl CreateOptions {
             }
         }
         Ok(options)
+    }
+}
+
+/// The longest grace window of SESSION.ROTATE, in seconds.
+pub const MAX_GRACE: i64 = 300;
+
+/// SESSION.ROTATE's `[GRACE seconds]`: the seconds the old token still reads, 0 for none.
+pub fn parse_rotate_options(args: &[&[u8]]) -> Result<i64> {
+    match args {
+        [] => Ok(0),
+        [keyword, rest @ ..] if keyword.eq_ignore_ascii_case(b"GRACE") => match rest {
+            [value] => whole_number(value, 0)
+                .filter(|n| *n <= MAX_GRACE)
+                .ok_or(Error::BadGrace),
+            _ => Err(Error::BadGrace),
+        },
+        [keyword, ..] => Err(Error::UnknownRotateOption(
+            String::from_utf8_lossy(keyword).into_owned(),
+        )),
     }
 }
 
@@ -480,7 +537,7 @@ mod tests {
                 &[b"ttl", b"60"],
                 Ok(CreateOptions {
                     ttl: Some(60),
-                    max_lifetime: None,
+                    ..CreateOptions::default()
                 }),
             ),
             (
@@ -488,6 +545,7 @@ mod tests {
                 Ok(CreateOptions {
                     ttl: Some(1),
                     max_lifetime: Some(0),
+                    max_sessions: None,
                 }),
             ),
             (&[b"TTL", b"0"], Err(Error::BadTtl)),
@@ -506,6 +564,100 @@ mod tests {
     }
 
     #[test]
+    fn maxsessions_takes_a_limit_and_an_optional_deny() {
+        let limit = |limit, deny| {
+            Ok(CreateOptions {
+                max_sessions: Some(MaxSessions { limit, deny }),
+                ..CreateOptions::default()
+            })
+        };
+        let cases: [(&[&[u8]], Result<CreateOptions>); 12] = [
+            (&[b"MAXSESSIONS", b"3"], limit(3, false)),
+            (&[b"maxsessions", b"3", b"deny"], limit(3, true)),
+            (
+                &[b"MAXSESSIONS", b"1000000", b"DENY"],
+                limit(1_000_000, true),
+            ),
+            (
+                &[b"MAXSESSIONS", b"2", b"TTL", b"5"],
+                Ok(CreateOptions {
+                    ttl: Some(5),
+                    max_lifetime: None,
+                    max_sessions: Some(MaxSessions {
+                        limit: 2,
+                        deny: false,
+                    }),
+                }),
+            ),
+            (&[b"MAXSESSIONS", b"0"], Err(Error::BadMaxSessions)),
+            (&[b"MAXSESSIONS", b"1000001"], Err(Error::BadMaxSessions)),
+            (&[b"MAXSESSIONS", b"-1"], Err(Error::BadMaxSessions)),
+            (&[b"MAXSESSIONS"], Err(Error::BadMaxSessions)),
+            (&[b"MAXSESSIONS", b"DENY"], Err(Error::BadMaxSessions)),
+            (&[b"DENY"], Err(Error::UnknownOption("DENY".into()))),
+            (
+                &[b"MAXSESSIONS", b"3", b"DENY", b"DENY"],
+                Err(Error::UnknownOption("DENY".into())),
+            ),
+            (
+                &[b"MAXSESSIONS", b"3", b"MAXSESSIONS", b"4"],
+                Err(Error::DuplicateOption("MAXSESSIONS".into())),
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(CreateOptions::parse(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn rotate_takes_an_optional_grace_of_at_most_300_seconds() {
+        let cases: [(&[&[u8]], Result<i64>); 9] = [
+            (&[], Ok(0)),
+            (&[b"GRACE", b"0"], Ok(0)),
+            (&[b"grace", b"300"], Ok(300)),
+            (&[b"GRACE", b"301"], Err(Error::BadGrace)),
+            (&[b"GRACE", b"-1"], Err(Error::BadGrace)),
+            (&[b"GRACE"], Err(Error::BadGrace)),
+            (&[b"GRACE", b"5", b"6"], Err(Error::BadGrace)),
+            (&[b"GRACE", b"1.5"], Err(Error::BadGrace)),
+            (
+                &[b"TTL", b"5"],
+                Err(Error::UnknownRotateOption("TTL".into())),
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(parse_rotate_options(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn maxsessions_ends_the_excess_or_denies() {
+        let end = MaxSessions {
+            limit: 3,
+            deny: false,
+        };
+        let deny = MaxSessions {
+            limit: 3,
+            deny: true,
+        };
+        for (live, ends, denies) in [
+            (0, Some(0), Some(0)),
+            (2, Some(0), Some(0)),
+            (3, Some(1), None),
+            (7, Some(5), None),
+        ] {
+            assert_eq!(end.to_end(live), ends, "{live}");
+            assert_eq!(deny.to_end(live), denies, "{live}");
+        }
+        let one = MaxSessions {
+            limit: 1,
+            deny: false,
+        };
+        assert_eq!(one.to_end(1), Some(1));
+        assert_eq!(one.to_end(0), Some(0));
+    }
+
+    #[test]
     fn leading_zeros_are_allowed_whatever_their_number() {
         let padded = format!("{}60", "0".repeat(40));
         let got = CreateOptions::parse(&[b"TTL", padded.as_bytes(), b"MAXLIFETIME", b"0000"]);
@@ -513,7 +665,8 @@ mod tests {
             got,
             Ok(CreateOptions {
                 ttl: Some(60),
-                max_lifetime: Some(0)
+                max_lifetime: Some(0),
+                max_sessions: None,
             })
         );
         assert_eq!(CreateOptions::parse(&[b"TTL", b"000"]), Err(Error::BadTtl));
@@ -597,6 +750,7 @@ mod tests {
         let opts = CreateOptions {
             ttl: Some(10),
             max_lifetime: Some(0),
+            max_sessions: None,
         };
         let s = NewSession::plan(b"{}", opts, &st, NOW).unwrap();
         assert_eq!(

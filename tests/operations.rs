@@ -83,8 +83,8 @@ fn info_session(c: &mut Conn) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The six counters of `INFO session`, in a fixed order.
-const COUNTERS: [&str; 8] = [
+/// The counters of `INFO session`, in a fixed order.
+const COUNTERS: [&str; 10] = [
     "session_created",
     "session_validate_hits",
     "session_validate_misses",
@@ -93,9 +93,11 @@ const COUNTERS: [&str; 8] = [
     "session_index_entries_pruned",
     "session_index_entries_removed_by_key_events",
     "session_sessions_ended_by_lost_index",
+    "session_sessions_ended_by_maxsessions",
+    "session_rotated",
 ];
 
-fn counters(c: &mut Conn) -> [u64; 8] {
+fn counters(c: &mut Conn) -> [u64; 10] {
     let info = info_session(c);
     COUNTERS.map(|name| {
         info.get(name)
@@ -106,7 +108,7 @@ fn counters(c: &mut Conn) -> [u64; 8] {
 }
 
 /// Asserts the counters moved by exactly `delta` since `before`; returns the new values.
-fn assert_counters(c: &mut Conn, before: [u64; 8], delta: [u64; 8], what: &str) -> [u64; 8] {
+fn assert_counters(c: &mut Conn, before: [u64; 10], delta: [u64; 10], what: &str) -> [u64; 10] {
     let now = counters(c);
     let moved: Vec<(&str, i128)> = COUNTERS
         .iter()
@@ -232,11 +234,12 @@ impl RawConn {
 // ---------------------------------------------------------------------------------------
 
 /// name, arity, declares the token (argument 1) as its key.
-const COMMANDS: [(&str, i64, bool); 7] = [
+const COMMANDS: [(&str, i64, bool); 8] = [
     ("session.create", -2, false),
     ("session.validate", 2, true),
     ("session.get", 2, true),
     ("session.update", 3, true),
+    ("session.rotate", -2, true),
     ("session.destroy", 2, true),
     ("session.revokeindex", -3, false),
     ("session.list", 3, false),
@@ -255,7 +258,7 @@ fn expected_flags(name: &str) -> BTreeSet<String> {
         }
         .into(),
     );
-    if matches!(name, "session.create" | "session.update") {
+    if matches!(name, "session.create" | "session.update" | "session.rotate") {
         flags.insert("denyoom".into());
     }
     if matches!(name, "session.get" | "session.validate") {
@@ -311,7 +314,7 @@ fn command_info_gives_arity_flags_and_key_positions() {
         let flags = string_set(&spec["flags"]);
         let want: &[&str] = match *name {
             "session.get" => &["RO", "access"],
-            "session.destroy" => &["RW", "delete"],
+            "session.destroy" | "session.rotate" => &["RW", "delete"],
             _ => &["RW", "access", "update"],
         };
         assert_eq!(
@@ -332,6 +335,7 @@ fn command_getkeys_returns_the_token_for_commands_with_a_key() {
         (vec!["session.get", tok], tok),
         (vec!["session.update", tok, "{}"], tok),
         (vec!["session.destroy", tok], tok),
+        (vec!["session.rotate", tok, "GRACE", "5"], tok),
     ] {
         let mut cmd = vec!["COMMAND", "GETKEYS"];
         cmd.extend(&args);
@@ -365,9 +369,12 @@ fn expected_args(name: &str) -> Vec<ArgDoc> {
             a("data", "string"),
             o("seconds", "integer", "TTL"),
             o("max-seconds", "integer", "MAXLIFETIME"),
+            o("limit", "integer", "MAXSESSIONS"),
+            o("deny", "pure-token", "DENY"),
         ],
         "session.validate" | "session.get" | "session.destroy" => vec![a("token", "key")],
         "session.update" => vec![a("token", "key"), a("patch", "string")],
+        "session.rotate" => vec![a("token", "key"), o("seconds", "integer", "GRACE")],
         "session.revokeindex" => vec![
             a("property", "string"),
             a("value", "string"),
@@ -629,6 +636,8 @@ fn info_session_lists_every_field() {
         ("session_index_entries_pruned", "0"),
         ("session_index_entries_removed_by_key_events", "0"),
         ("session_sessions_ended_by_lost_index", "0"),
+        ("session_sessions_ended_by_maxsessions", "0"),
+        ("session_rotated", "0"),
         ("session_key_events", yes_no(kind.key_events())),
         ("session_slot_functions", yes_no(kind.slot_functions())),
         (
@@ -670,64 +679,74 @@ fn info_session_counters_move_exactly() {
     // and nothing is left for LIST, REVOKEINDEX or the write samples to prune.
     let ke = c.server_kind().key_events();
     let zero = counters(&mut c);
-    assert_eq!(zero, [0; 8]);
+    assert_eq!(zero, [0; 10]);
 
     let a = c.create(r#"{"user_id":1}"#, &[]).token;
     let b = c.create(r#"{"user_id":1}"#, &["TTL", "60"]).token;
     let d = c.create(r#"{"x":true}"#, &[]).token;
-    let now = assert_counters(&mut c, zero, [3, 0, 0, 0, 0, 0, 0, 0], "3 CREATE");
+    let now = assert_counters(&mut c, zero, [3, 0, 0, 0, 0, 0, 0, 0, 0, 0], "3 CREATE");
 
     // A refused CREATE stores nothing and counts nothing.
     c.err(&["SESSION.CREATE", "[1]"]);
-    let now = assert_counters(&mut c, now, [0; 8], "a refused CREATE");
+    let now = assert_counters(&mut c, now, [0; 10], "a refused CREATE");
 
     assert!(c.validate(&a).is_some());
     assert!(c.validate(&a).is_some());
     assert!(c.validate(&d).is_some());
     assert!(c.validate(UNKNOWN_TOKEN).is_none());
     assert!(c.validate("not-a-token").is_none());
-    let now = assert_counters(&mut c, now, [0, 3, 2, 0, 0, 0, 0, 0], "3 hits, 2 misses");
+    let now = assert_counters(
+        &mut c,
+        now,
+        [0, 3, 2, 0, 0, 0, 0, 0, 0, 0],
+        "3 hits, 2 misses",
+    );
 
     assert!(c.get(&a).is_some());
     assert!(c.get(UNKNOWN_TOKEN).is_none());
-    let now = assert_counters(&mut c, now, [0; 8], "GET (counts in neither)");
+    let now = assert_counters(&mut c, now, [0; 10], "GET (counts in neither)");
 
     assert!(c
         .opt_string(&["SESSION.UPDATE", &a, r#"{"k":1}"#])
         .is_some());
-    let now = assert_counters(&mut c, now, [0; 8], "UPDATE");
+    let now = assert_counters(&mut c, now, [0; 10], "UPDATE");
 
     assert_eq!(c.int(&["SESSION.DESTROY", &d]), 1);
     assert_eq!(c.int(&["SESSION.DESTROY", &d]), 0);
     assert_eq!(c.int(&["SESSION.DESTROY", UNKNOWN_TOKEN]), 0);
-    let now = assert_counters(&mut c, now, [0, 0, 0, 1, 0, 0, 0, 0], "DESTROY once");
+    let now = assert_counters(&mut c, now, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0], "DESTROY once");
     assert!(c.validate(&d).is_none());
     let now = assert_counters(
         &mut c,
         now,
-        [0, 0, 1, 0, 0, 0, 0, 0],
+        [0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
         "VALIDATE of destroyed",
     );
 
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 2);
     assert!(c.validate(&b).is_none());
-    let now = assert_counters(&mut c, now, [0, 0, 1, 0, 2, 0, 0, 0], "REVOKEINDEX of 2");
+    let now = assert_counters(
+        &mut c,
+        now,
+        [0, 0, 1, 0, 2, 0, 0, 0, 0, 0],
+        "REVOKEINDEX of 2",
+    );
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 0);
-    let now = assert_counters(&mut c, now, [0; 8], "REVOKEINDEX of none");
+    let now = assert_counters(&mut c, now, [0; 10], "REVOKEINDEX of none");
 
     // LIST prunes the tokens whose keys were deleted by hand.
     let seven: Vec<String> = (0..3)
         .map(|_| c.create(r#"{"user_id":7}"#, &[]).token)
         .collect();
-    let now = assert_counters(&mut c, now, [3, 0, 0, 0, 0, 0, 0, 0], "3 more CREATE");
+    let now = assert_counters(&mut c, now, [3, 0, 0, 0, 0, 0, 0, 0, 0, 0], "3 more CREATE");
     assert_eq!(c.int(&["DEL", &seven[0], &seven[1]]), 2);
     let listed = to_json(&c.ok(&["SESSION.LIST", "user_id", "7"]));
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(c.smembers("user_id:7"), BTreeSet::from([seven[2].clone()]));
     let delta = if ke {
-        [0, 0, 0, 0, 0, 0, 2, 0]
+        [0, 0, 0, 0, 0, 0, 2, 0, 0, 0]
     } else {
-        [0, 0, 0, 0, 0, 2, 0, 0]
+        [0, 0, 0, 0, 0, 2, 0, 0, 0, 0]
     };
     let now = assert_counters(&mut c, now, delta, "LIST pruning 2");
 
@@ -738,9 +757,9 @@ fn info_session_counters_move_exactly() {
     assert_eq!(c.int(&["DEL", &eight[0]]), 1);
     assert_eq!(c.int(&["SESSION.REVOKEINDEX", "user_id", "8"]), 2);
     let delta = if ke {
-        [3, 0, 0, 0, 2, 0, 1, 0]
+        [3, 0, 0, 0, 2, 0, 1, 0, 0, 0]
     } else {
-        [3, 0, 0, 0, 2, 1, 0, 0]
+        [3, 0, 0, 0, 2, 1, 0, 0, 0, 0]
     };
     let now = assert_counters(&mut c, now, delta, "REVOKEINDEX 2 + 1 stale");
 
@@ -755,9 +774,9 @@ fn info_session_counters_move_exactly() {
         "DESTROY left the stale token behind"
     );
     let delta = if ke {
-        [2, 0, 0, 1, 0, 0, 1, 0]
+        [2, 0, 0, 1, 0, 0, 1, 0, 0, 0]
     } else {
-        [2, 0, 0, 1, 0, 1, 0, 0]
+        [2, 0, 0, 1, 0, 1, 0, 0, 0, 0]
     };
     let now = assert_counters(&mut c, now, delta, "DESTROY pruning 1");
 
@@ -767,7 +786,7 @@ fn info_session_counters_move_exactly() {
     assert_eq!(c.int(&["DEL", "user_id:10"]), 1);
     assert!(c.validate(&ten).is_none());
     assert!(!c.exists(&ten));
-    assert_counters(&mut c, now, [1, 0, 1, 0, 0, 0, 0, 1], "a lost index");
+    assert_counters(&mut c, now, [1, 0, 1, 0, 0, 0, 0, 1, 0, 0], "a lost index");
 }
 
 #[test]

@@ -35,6 +35,7 @@ const PRUNE_SAMPLE: &[u8] = b"16";
 const EVENT_CREATE: &str = "session.create";
 const EVENT_DESTROY: &str = "session.destroy";
 const EVENT_REVOKE: &str = "session.revoke";
+const EVENT_ROTATE: &str = "session.rotate";
 
 /// An error reply. Non-ASCII and control characters (from property names or options the
 /// client sent) are escaped, because the crate writes error text byte by byte as ASCII.
@@ -556,8 +557,8 @@ fn write_session(
     name: &RedisString,
     secret: &layout::Secret,
     lifetime: Lifetime,
-    indexes: Option<&str>,
-    data: &str,
+    indexes: Option<&[u8]>,
+    data: &[u8],
     expire_at: i64,
 ) -> bool {
     let value = layout::encode(secret, name.as_slice(), lifetime, indexes, data);
@@ -578,7 +579,103 @@ fn secret_error(settings: &Settings) -> RedisError {
     reply_error(Error::SecretUnusable(secret::key_name(settings)))
 }
 
-/// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds]
+/// A new token whose key is unused: the token, the key's name and the key, open for writing.
+fn draw_token(
+    ctx: &Context,
+    settings: &Settings,
+) -> Result<(String, RedisString, Key), RedisError> {
+    let token_bytes = usize::try_from(settings.token_bytes).unwrap_or(24);
+    let mut rng = rand::rng();
+    for _ in 0..TOKEN_DRAWS {
+        let candidate = token::generate(&mut rng, token_bytes);
+        let name = session_key(ctx, settings, candidate.as_bytes());
+        let key = Key::write(ctx, &name);
+        if key.kind() == Kind::Empty {
+            return Ok((candidate, name, key));
+        }
+    }
+    Err(reply_error(Error::Internal("no unused token found".into())))
+}
+
+/// The sessions a CREATE with MAXSESSIONS ends before it creates, and the stale tokens of
+/// the primary index it removes on the way.
+struct OverTheLimit {
+    primary: Vec<u8>,
+    ending: Vec<(Vec<u8>, Found)>,
+    stale: Vec<Vec<u8>>,
+}
+
+impl OverTheLimit {
+    /// Ends the sessions (each leaves every index it was in, and raises `session.destroy`)
+    /// and prunes the stale tokens.
+    fn end(self, ctx: &Context) {
+        for (token, found) in self.ending {
+            let name = end_session(ctx, found, &token, None);
+            notify(ctx, EVENT_DESTROY, &name);
+            stats::ENDED_BY_LIMIT.add(1);
+        }
+        index_remove(ctx, &self.primary, &self.stale);
+        stats::PRUNED.add(self.stale.len() as u64);
+    }
+}
+
+/// MAXSESSIONS: the live sessions of the new session's primary index value (the first index
+/// it joins) that must end so that, with the new one, `max.limit` remain: those that would
+/// expire soonest. Only reads; the caller's permissions for every key those endings write
+/// are checked here. An error when the data has no index value, or when DENY is given and
+/// the limit is reached.
+fn over_the_limit(
+    ctx: &Context,
+    settings: &Settings,
+    caller: &mut Caller,
+    plan: &NewSession,
+    max: session::MaxSessions,
+) -> Result<OverTheLimit, RedisError> {
+    let Some(primary) = plan.index_keys.first() else {
+        return Err(reply_error(Error::MaxSessionsWithoutIndex));
+    };
+    let primary = primary.as_bytes().to_vec();
+    let tokens = if kind_of(ctx, &primary) == Kind::Set {
+        members(ctx.call("SMEMBERS", &[primary.as_slice()]))
+    } else {
+        Vec::new()
+    };
+    let now = now_ms();
+    let mut live: Vec<(i64, Vec<u8>, Found)> = Vec::new();
+    let mut stale = Vec::new();
+    for token in tokens {
+        match find(ctx, settings, &token, true) {
+            Some(found) if !found.stored.lifetime.is_over(now) => {
+                let expires = found.key.abs_expire().unwrap_or(i64::MAX);
+                live.push((expires, token, found));
+            }
+            Some(_) => {}
+            None if is_stale(ctx, settings, &token) => stale.push(token),
+            None => {}
+        }
+    }
+    let Some(count) = max.to_end(live.len()) else {
+        return Err(reply_error(Error::SessionLimit {
+            index: String::from_utf8_lossy(&primary).into_owned(),
+            live: live.len(),
+            limit: max.limit,
+        }));
+    };
+    // Soonest expiry first; the token breaks ties, so the choice is the same everywhere.
+    live.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    live.truncate(count);
+    for (_, _, found) in &live {
+        caller.check(found.name.as_slice(), Access::Write)?;
+        caller.check_all(&found.index_keys(), Access::Write)?;
+    }
+    Ok(OverTheLimit {
+        primary,
+        ending: live.into_iter().map(|(_, t, f)| (t, f)).collect(),
+        stale,
+    })
+}
+
+/// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds] [MAXSESSIONS n [DENY]]
 pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let [_, data, options @ ..] = args.as_slice() else {
         return Err(reply_error(Error::WrongArity("session.create")));
@@ -596,22 +693,13 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         // Notes whether eviction is on while sessions are made (see `revocable`).
         evicting(ctx);
     }
-
-    let token_bytes = usize::try_from(settings.token_bytes).unwrap_or(24);
-    let mut rng = rand::rng();
-    let mut drawn = None;
-    for _ in 0..TOKEN_DRAWS {
-        let candidate = token::generate(&mut rng, token_bytes);
-        let name = session_key(ctx, &settings, candidate.as_bytes());
-        let key = Key::write(ctx, &name);
-        if key.kind() == Kind::Empty {
-            drawn = Some((candidate, name, key));
-            break;
-        }
-    }
-    let Some((token, name, key)) = drawn else {
-        return Err(reply_error(Error::Internal("no unused token found".into())));
+    // MAXSESSIONS: decided here, before anything is written, in the same atomic step.
+    let over = match options.max_sessions {
+        Some(max) => Some(over_the_limit(ctx, &settings, &mut caller, &plan, max)?),
+        None => None,
     };
+
+    let (token, name, key) = draw_token(ctx, &settings)?;
     // A new token is no declared key: its key is checked here (a user limited to `~app:*`
     // makes no sessions unless the session keys match).
     caller.check(name.as_slice(), Access::Write)?;
@@ -619,6 +707,9 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some(secret) = secret::for_writing(ctx, &settings, true) else {
         return Err(secret_error(&settings));
     };
+    if let Some(over) = over {
+        over.end(ctx);
+    }
     let indexes = plan.indexes_field();
     if !write_session(
         ctx,
@@ -626,8 +717,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         &name,
         &secret,
         plan.lifetime,
-        indexes.as_deref(),
-        &plan.data,
+        indexes.as_deref().map(str::as_bytes),
+        plan.data.as_bytes(),
         plan.expire_at_ms,
     ) {
         return Err(reply_error(Error::Internal(
@@ -651,6 +742,124 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     Ok(RedisValue::StringBuffer(plan.reply(&token).into_bytes()))
 }
 
+/// When `token` was rotated with a grace window that is still open, the session its grace
+/// record forwards to (the new token's), and that token. Only the key's first bytes are
+/// looked at unless it is a grace record.
+fn forwarded(
+    ctx: &Context,
+    settings: &Settings,
+    token: &[u8],
+    write: bool,
+) -> Option<(Found, Vec<u8>)> {
+    if !token::is_well_formed(token) {
+        return None;
+    }
+    let name = session_key(ctx, settings, token);
+    let new_token = {
+        let key = Key::probe(ctx, &name);
+        let value = key.string_value()?;
+        if !value.starts_with(layout::FORWARD_MAGIC) {
+            return None;
+        }
+        let secret = secret::for_reading(ctx, settings)?;
+        layout::parse_forward(value, &secret, name.as_slice())?.to_vec()
+    };
+    let found = find(ctx, settings, &new_token, write)?;
+    Some((found, new_token))
+}
+
+/// A rotated token inside its grace window: the new token's data, read-only (nothing is
+/// prolonged), as long as that session lives.
+fn read_forwarded(ctx: &Context, settings: &Settings, token: &[u8]) -> Option<RedisValue> {
+    let (found, new_token) = forwarded(ctx, settings, token, false)?;
+    let live = !found.stored.lifetime.is_over(now_ms()) && revocable(ctx, &found, &new_token);
+    live.then(|| found.reply_data(ctx))
+}
+
+/// SESSION.ROTATE token [GRACE seconds]
+pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, token, options @ ..] = args.as_slice() else {
+        return Err(reply_error(Error::WrongArity("session.rotate")));
+    };
+    let options: Vec<&[u8]> = options.iter().map(RedisString::as_slice).collect();
+    let grace = session::parse_rotate_options(&options).map_err(reply_error)?;
+    let settings = settings::current();
+    let now = now_ms();
+    let mut caller = Caller::new(ctx);
+    check_session_key(&mut caller, &settings, token, Access::Write)?;
+    let found =
+        find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
+    let Some(found) = found else {
+        return Ok(RedisValue::Null);
+    };
+    if !revocable(ctx, &found, token.as_slice()) {
+        end_unrevocable(ctx, found, token.as_slice());
+        return Ok(RedisValue::Null);
+    }
+    // The new token joins every index the old one is in (each must still be a set).
+    let indexes = found.index_keys();
+    let index_is_new = check_indexes(ctx, &indexes)?;
+    caller.check_all(&indexes, Access::Write)?;
+    let (new_token, new_name, new_key) = draw_token(ctx, &settings)?;
+    caller.check(new_name.as_slice(), Access::Write)?;
+    let Some(secret) = secret::for_writing(ctx, &settings, true) else {
+        return Err(secret_error(&settings));
+    };
+
+    let lifetime = found.stored.lifetime;
+    let expire_at = lifetime.expire_at(now);
+    let data = found.data().to_vec();
+    let list = found.indexes().map(<[u8]>::to_vec);
+    if !write_session(
+        ctx,
+        &new_key,
+        &new_name,
+        &secret,
+        lifetime,
+        list.as_deref(),
+        &data,
+        expire_at,
+    ) {
+        return Err(reply_error(Error::Internal(
+            "the session could not be written".into(),
+        )));
+    }
+    drop(new_key);
+    let old = token.as_slice();
+    if grace == 0 {
+        delete_session(ctx, found);
+    } else {
+        // The old key becomes a grace record: it reads as the new session, read-only, for
+        // at most `grace` seconds (never past the session's own expiry).
+        let record = layout::encode_forward(&secret, found.name.as_slice(), new_token.as_bytes());
+        let until = now
+            .saturating_add(grace.saturating_mul(1000))
+            .min(expire_at);
+        let written = {
+            let _quiet = Quiet::new();
+            found.key.string_set(&string(ctx, &record)) && found.key.set_abs_expire(until)
+        };
+        if written {
+            effects::set_pxat(ctx, found.name.as_slice(), &record, until);
+            signal_modified(ctx, &found.name);
+        }
+    }
+    signal_token(ctx, &settings, token);
+    let target = lifetime.index_expire_at(expire_at);
+    for (index, created_now) in indexes.iter().zip(index_is_new) {
+        let index = index.as_bytes();
+        index_add(ctx, index, new_token.as_bytes());
+        index_remove(ctx, index, &[old]);
+        raise_index_expiry(ctx, index, expire_at, target, created_now);
+    }
+    stats::ROTATED.add(1);
+    notify(ctx, EVENT_ROTATE, &new_name);
+    let data = String::from_utf8_lossy(&data);
+    Ok(RedisValue::StringBuffer(
+        session::with_token(&data, &new_token).into_bytes(),
+    ))
+}
+
 /// SESSION.VALIDATE token
 pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let [_, token] = args.as_slice() else {
@@ -663,6 +872,10 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let found = find_arg_with(ctx, &settings, token, true, false)
         .filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
+        if let Some(reply) = read_forwarded(ctx, &settings, token.as_slice()) {
+            stats::VALIDATE_HITS.add(1);
+            return Ok(reply);
+        }
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
     };
@@ -732,7 +945,8 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         {
             Ok(found.reply_data(ctx))
         }
-        _ => Ok(RedisValue::Null),
+        Some(_) => Ok(RedisValue::Null),
+        None => Ok(read_forwarded(ctx, &settings, token.as_slice()).unwrap_or(RedisValue::Null)),
     }
 }
 
@@ -788,8 +1002,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         &found.name,
         &secret,
         lifetime,
-        indexes.as_deref(),
-        &plan.data,
+        indexes.as_deref().map(str::as_bytes),
+        plan.data.as_bytes(),
         expire_at,
     ) {
         return Err(reply_error(Error::Internal(
@@ -824,9 +1038,26 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let mut caller = Caller::new(ctx);
     check_session_key(&mut caller, &settings, token, Access::Write)?;
-    let Some(found) = find_arg(ctx, &settings, token, true) else {
-        return Ok(RedisValue::Integer(0));
+    let (found, token) = match find_arg(ctx, &settings, token, true) {
+        Some(found) => (found, token.safe_clone(ctx)),
+        // A rotated token in its grace window logs its session out: the grace record goes,
+        // and the new token's session with it.
+        None => match forwarded(ctx, &settings, token.as_slice(), true) {
+            Some((found, new_token)) => {
+                caller.check(found.name.as_slice(), Access::Write)?;
+                let record = session_key(ctx, &settings, token.as_slice());
+                {
+                    let _quiet = Quiet::new();
+                    Key::write(ctx, &record).delete();
+                }
+                effects::replicate(ctx, c"DEL", &[record.as_slice()]);
+                signal_modified(ctx, &record);
+                (found, string(ctx, &new_token))
+            }
+            None => return Ok(RedisValue::Integer(0)),
+        },
     };
+    let token = &token;
     caller.check_all(&found.index_keys(), Access::Write)?;
     // A session past its max lifetime whose key is still there (time stands still inside a
     // script or transaction) is no session to GET and VALIDATE: its key and entries go, but

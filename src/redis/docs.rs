@@ -128,6 +128,7 @@ fn command_arg(arg: &crate::catalog::Arg) -> raw::RedisModuleCommandArg {
         ArgKind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
         ArgKind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
         ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+        ArgKind::PureToken => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
     };
     out.key_spec_index = if arg.kind == ArgKind::Key { 0 } else { -1 };
     out.token = arg

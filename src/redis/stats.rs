@@ -47,8 +47,14 @@ pub static INDEX_ENTRIES_FOLLOWED: Counter = Counter::new();
 /// no revocation by value could reach them (fail closed).
 pub static ENDED_WITH_INDEX: Counter = Counter::new();
 
+/// Sessions ended by a CREATE with MAXSESSIONS, to stay within the limit.
+pub static ENDED_BY_LIMIT: Counter = Counter::new();
+
+/// Sessions given a new token by ROTATE.
+pub static ROTATED: Counter = Counter::new();
+
 /// Every counter, in the order INFO shows them.
-const COUNTERS: [(&str, &Counter); 8] = [
+const COUNTERS: [(&str, &Counter); 10] = [
     ("created", &CREATED),
     ("validate_hits", &VALIDATE_HITS),
     ("validate_misses", &VALIDATE_MISSES),
@@ -60,6 +66,8 @@ const COUNTERS: [(&str, &Counter); 8] = [
         &INDEX_ENTRIES_FOLLOWED,
     ),
     ("sessions_ended_by_lost_index", &ENDED_WITH_INDEX),
+    ("sessions_ended_by_maxsessions", &ENDED_BY_LIMIT),
+    ("rotated", &ROTATED),
 ];
 
 /// Sets every counter to 0; called at load. (`MODULE UNLOAD` does not unmap the library, so
