@@ -25,11 +25,12 @@ use common::{contents, error_text, tag_v2, Conn, Contents, Layout, Rng, Server, 
 /// The configured indexes, in the order the module lists them in a session's `indexes`.
 const INDEXES: [&str; 2] = ["user_id", "tenant_id"];
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "SESSION.CREATE",
     "SESSION.VALIDATE",
     "SESSION.GET",
     "SESSION.UPDATE",
+    "SESSION.ROTATE",
     "SESSION.DESTROY",
     "SESSION.REVOKEINDEX",
     "SESSION.LIST",
@@ -269,10 +270,24 @@ fn shaped_command(rng: &mut Rng, pools: &Pools) -> Vec<Vec<u8>> {
                 args.push(b"MAXLIFETIME".to_vec());
                 args.push(rng.below(5).to_string().into_bytes());
             }
+            if rng.chance(20) {
+                args.push(b"MAXSESSIONS".to_vec());
+                args.push((1 + rng.below(4)).to_string().into_bytes());
+                if rng.chance(30) {
+                    args.push(b"DENY".to_vec());
+                }
+            }
         }
         "SESSION.UPDATE" => {
             args.push(token(rng));
             args.push(random_json_object(rng, pools, 3).into_bytes());
+        }
+        "SESSION.ROTATE" => {
+            args.push(token(rng));
+            if rng.chance(50) {
+                args.push(b"GRACE".to_vec());
+                args.push(rng.below(4).to_string().into_bytes());
+            }
         }
         "SESSION.REVOKEINDEX" | "SESSION.LIST" => {
             args.push(rng.pick(&INDEXES).as_bytes().to_vec());
@@ -697,6 +712,20 @@ fn random_barrage_leaves_server_bystanders_and_indexes_intact() {
                 "seed {seed}: the secret changed"
             );
             secret_seen = true;
+        } else if is_token(&key) && kind == "string" && body[0].starts_with(b"r2 ") {
+            // A rotated token in its grace window: `r2 <tag> <new token>`, tagged for its
+            // own name, expiring within GRACE (at most 3 s here) of its rotation.
+            let name = String::from_utf8(key).unwrap();
+            let text = String::from_utf8(body[0].clone()).unwrap();
+            let parts: Vec<&str> = text.split(' ').collect();
+            assert_eq!(parts.len(), 3, "seed {seed}: grace record {name}: {text}");
+            assert_eq!(
+                parts[1],
+                tag_v2(&secret, name.as_bytes()),
+                "seed {seed}: grace record {name} has a wrong tag"
+            );
+            assert!(is_token(parts[2].as_bytes()), "seed {seed}: {text}");
+            assert!(at > 0, "seed {seed}: grace record {name} has no expiry");
         } else if is_token(&key) {
             let name = String::from_utf8(key).unwrap();
             assert!(at > 0, "seed {seed}: session {name} has no expiry");

@@ -541,6 +541,7 @@ fn acl_categories_keep_a_read_only_user_to_reads() {
         vec!["SESSION.CREATE", r#"{"user_id":2}"#],
         vec!["SESSION.VALIDATE", t.as_str()],
         vec!["SESSION.DESTROY", t.as_str()],
+        vec!["SESSION.ROTATE", t.as_str()],
         vec!["SESSION.REVOKEINDEX", "user_id", "1"],
         vec!["SESSION.LIST", "user_id", "1"],
     ] {
@@ -558,6 +559,7 @@ fn acl_categories_keep_a_read_only_user_to_reads() {
         for command in [
             vec!["SESSION.VALIDATE", t.as_str()],
             vec!["SESSION.UPDATE", t.as_str(), "{}"],
+            vec!["SESSION.ROTATE", t.as_str(), "GRACE", "5"],
             vec!["SESSION.DESTROY", t.as_str()],
             vec!["SESSION.REVOKEINDEX", "user_id", "1"],
         ] {
@@ -602,10 +604,12 @@ fn acl_key_patterns_hold_for_every_command() {
         vec!["SESSION.LIST", "user_id", "150"],
         vec!["SESSION.REVOKEINDEX", "user_id", "150"],
         vec!["SESSION.CREATE", r#"{"user_id":150}"#],
+        vec!["SESSION.CREATE", r#"{"user_id":150}"#, "MAXSESSIONS", "1"],
         vec!["SESSION.CREATE", r#"{"x":1}"#],
         vec!["SESSION.VALIDATE", t.as_str()],
         vec!["SESSION.GET", t.as_str()],
         vec!["SESSION.UPDATE", t.as_str(), r#"{"user_id":151}"#],
+        vec!["SESSION.ROTATE", t.as_str()],
         vec!["SESSION.DESTROY", t.as_str()],
     ] {
         assert_noperm(&mut app, &command);
@@ -615,6 +619,7 @@ fn acl_key_patterns_hold_for_every_command() {
         vec!["SESSION.CREATE", r#"{"x":1}"#],
         vec!["SESSION.VALIDATE", t.as_str()],
         vec!["SESSION.UPDATE", t.as_str(), r#"{"y":2}"#],
+        vec!["SESSION.ROTATE", t.as_str(), "GRACE", "10"],
         vec!["SESSION.DESTROY", t.as_str()],
         vec!["SESSION.REVOKEINDEX", "user_id", "150"],
         vec!["SESSION.LIST", "user_id", "150"],
@@ -632,6 +637,14 @@ fn acl_key_patterns_hold_for_every_command() {
     assert!(half.opt_string(&["SESSION.CREATE", r#"{"x":1}"#]).is_some());
     assert_noperm(&mut half, &["SESSION.CREATE", r#"{"user_id":9}"#]);
     assert!(!admin.exists("user_id:9"));
+    // ROTATE writes the session's index sets too; MAXSESSIONS the sessions it would end.
+    let keys = admin.dbsize();
+    assert_noperm(&mut half, &["SESSION.ROTATE", t.as_str()]);
+    assert_eq!(admin.dbsize(), keys);
+    assert!(
+        admin.validate(&t).is_some(),
+        "ROTATE refused: the old token lives"
+    );
 }
 
 /// With `key-prefix`, the key of a token is `<prefix><token>`, and that is the key ACL
