@@ -407,6 +407,28 @@ proptest! {
             .collect::<Vec<_>>());
     }
 
+    /// ROTATE's options: no panic, and accepted exactly as `[GRACE n]` with n in 0..=300.
+    #[test]
+    fn rotate_options_accept_exactly_grace_in_range(args in vec(
+        prop_oneof![
+            prop::sample::select(vec!["GRACE", "grace", "Grace", "TTL", ""])
+                .prop_map(|s| s.as_bytes().to_vec()),
+            option_value(),
+        ],
+        0..4,
+    )) {
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let got = crate::session::parse_rotate_options(&refs).ok();
+        let want = match args.as_slice() {
+            [] => Some(0),
+            [k, v] if k.eq_ignore_ascii_case(b"GRACE") => {
+                reference_whole(v, 0).filter(|n| *n <= 300)
+            }
+            _ => None,
+        };
+        prop_assert_eq!(got, want);
+    }
+
     /// `is_well_formed` is the contract's definition of a token.
     #[test]
     fn token_check_agrees_with_the_reference(t in token_like()) {
