@@ -92,8 +92,10 @@ fmt: ## Format the code
 	cargo fmt
 
 .PHONY: bench
-bench: deps build ## Benchmark against Redis primitives and Lua (BENCH_SECONDS=1 BENCH_REPS=1: quick; BENCH_PROFILE=1: perf); see BENCHMARKS.md
+bench: deps build ## Benchmark against Redis primitives, Lua and 0.1.0 (built once; BASELINE_MODULE=x.so|none) (BENCH_SECONDS=1 BENCH_REPS=1: quick; BENCH_PROFILE=1: perf); see BENCHMARKS.md
 	@bash scripts/bench/deps.sh
+	@# bench.py builds the 0.1.0 baseline (commit 5ff25d8) into target/bench/baseline-0.1.0/
+	@# the first time, unless BASELINE_MODULE names a build or is `none`.
 	python3 scripts/bench.py
 
 .PHONY: clean

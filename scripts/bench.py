@@ -1,43 +1,84 @@
 #!/usr/bin/env python3
-"""`make bench`: redis-session measured against the Redis primitives it is made of.
+"""`make bench`: redis-session measured against the Redis primitives it is made of, against
+what users write instead (Lua), and against its release 0.1.0, all in the same run.
 
 Starts its own redis-server with the module (`indexes user_id`, `--save ""`,
 `--appendonly no`, a free loopback port, a temporary directory), pins the server and
-redis-benchmark to separate cores, preloads 10,000 sessions and measures, with
+redis-benchmark to separate cores, preloads 10,000 sessions with SESSION.CREATE (users
+1..10,000, each its own index set), 100 of one user for LIST, and one session of user 0 in
+the 0.1.0 layout written with plain commands (`HSET <48 hex> data <JSON with createdAt> ttl
+7200 deadline 0 indexes ["user_id:0"]`, its expiry, its index set), and measures, with
 redis-benchmark at 50 clients, `-P 1` and `-P 32`, every run lasting at least
 BENCH_SECONDS, BENCH_REPS repetitions interleaved (repetition 1 of everything, then 2, ...):
 
-  reads   PING, HGETALL of a session key, SESSION.VALIDATE, SESSION.GET, and a Lua script
-          with VALIDATE's semantics (scripts/bench/validate.lua) through EVALSHA;
-  writes  SESSION.CREATE, a Lua create (scripts/bench/create.lua) and a plain HSET of the
-          same fields, each from an empty database with the same request count;
+  reads   PING; HGETALL of the 0.1.0-layout hash (a session-sized hash: a session made by
+          SESSION.CREATE is one string now, which HGETALL refuses); SESSION.VALIDATE and
+          SESSION.GET of a preloaded session; a Lua script with VALIDATE's semantics on the
+          0.1.0 layout (scripts/bench/validate.lua) on the hash, through EVALSHA; and
+          SESSION.VALIDATE again with `CONFIG SET session.renew-interval 60` around its runs
+          (set back to 0 after; one VALIDATE before each run puts the session a full TTL
+          ahead, so that every call of the run is inside the interval and writes nothing);
+  writes  SESSION.CREATE, a Lua create of the 0.1.0 hash layout (scripts/bench/create.lua,
+          "what users write instead"), a Lua create of the module's current layout, one
+          string `s2 <tag> <ttl> 0 [<index>]\n<data>` set with NX PX, plus the index set
+          (scripts/bench/create_string.lua, a reference), and a plain HSET of the 0.1.0
+          fields, each from an empty database with the same request count;
   index   SESSION.REVOKEINDEX of a user with 10,000 sessions and SESSION.LIST of a user
-          with 100, timed from a client;
-  memory  bytes per session for 100,000 sessions (INFO used_memory), ours next to the
-          original npm library's flat layout written directly.
+          with 100, timed from a client and by the server (INFO commandstats), on ours and on
+          0.1.0 in each repetition;
+  memory  bytes per session (INFO used_memory delta / BENCH_MEMORY_N, FLUSHALL SYNC
+          between) for two data sets, each user its own index set: the example
+          {"user_id":N,"foo":"bar","role":"admin"} and a realistic one of about 250 bytes (a
+          nested profile, an array of roles, a CSRF token, a user agent); for each, ours
+          and 0.1.0's (SESSION.CREATE on each server, the same data), and for the example the
+          original npm library's flat layout written directly; with the TYPE/OBJECT
+          ENCODING of one session key of each;
+  replication  bytes per call to replicas and the AOF of every row's command, in a phase of
+          its own after the rest (never during the throughput runs): a fresh server with
+          the module, a plain redis-server replica attached (`--replicaof`, no module),
+          the preload, then `master_repl_offset` before and after BENCH_REPL_CALLS calls sent
+          pipelined from the script's client, the reads of sessions each on a different
+          session; the same for VALIDATE, GET and CREATE on 0.1.0.
+
+The 0.1.0 baseline runs on a second server of the same binary (REDIS_SERVER), flags and
+core, started at the beginning and idle except for its own phases (REVOKEINDEX, LIST,
+memory). Its module is 0.1.0, git commit 5ff25d8 of this repository, built the first time
+into target/bench/baseline-0.1.0/ (`git archive 5ff25d8 | tar -x`, then `cargo build
+--release --locked` with its own CARGO_TARGET_DIR) and reused after; BASELINE_MODULE=<.so>
+names another build, BASELINE_MODULE=none leaves out every baseline figure.
+
+Finally it measures the cost of expiry: BENCH_EXPIRE_N sessions in the module's stored
+layout, written with plain commands with a 1 s TTL, reaped by active expiry on a server
+with the module (whose key events take each out of its index) and on one without.
 
 It prints one table (medians; ratios are taken within one repetition, then the median of
-those is shown; next to req/s, the server's CPU time per request from /proc and the CPU the
-rest of the machine used meanwhile) and writes it, with every raw figure, to target/bench/.
-With BENCH_PROFILE=1 it profiles the server with `perf` under a VALIDATE-only and a
-CREATE-only load instead.
+those is shown; the targets are issue 11's, at -P 32; next to req/s, the server's CPU time
+per request from /proc, the CPU the rest of the machine used meanwhile, and the bytes to
+replicas per call) and writes it, with every raw figure, to target/bench/ (table.txt,
+results.json). With BENCH_PROFILE=1 it profiles the server with `perf` under a
+VALIDATE-only and a CREATE-only load instead.
 
 Settings (environment):
   BENCH_SECONDS=3     the shortest a redis-benchmark run may last (calibrated per command)
   BENCH_REPS=3        repetitions
   BENCH_CLIENTS=50    redis-benchmark connections
-  BENCH_MEMORY_N=100000  sessions for the memory figure
+  BENCH_MEMORY_N=100000  sessions for each memory figure
+  BENCH_REPL_CALLS=10000  calls per command for the bytes to replicas
   BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1  cores to pin to (pinning is skipped on one core)
   BENCH_PROFILE=1     profile instead of benchmarking (BENCH_PROFILE_SECONDS=5 each)
-  REDIS_SESSION_MODULE, REDIS_SERVER, REDIS_BENCHMARK  what to run
+  REDIS_SESSION_MODULE, REDIS_SERVER, REDIS_BENCHMARK  what to run (REDIS_SERVER is the
+                      binary of every server started: ours, the baseline's, the replica)
+  BASELINE_MODULE     the 0.1.0 build to compare with, or `none` (default: built once)
   BENCH_OUT=target/bench  where results go
   BENCH_EXPIRE_N=1000000  sessions for the expiry cost (with against without the module)
-  BENCH_ONLY=expiry|memory|commands  only the expiry cost, only the memory per session, or
-                      everything but the expiry cost
+  BENCH_ONLY=commands|memory|replication|expiry  everything but the expiry cost; only the
+                      memory per session (both data sets, with the baseline); only the bytes
+                      to replicas; only the expiry cost
 
 Python 3.7+ standard library only.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -86,13 +127,22 @@ MEMORY_N = env_number("BENCH_MEMORY_N", 100000)
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 PROFILE_SECONDS = env_number("BENCH_PROFILE_SECONDS", 5.0, float)
 EXPIRE_N = env_number("BENCH_EXPIRE_N", 1000000)
-# BENCH_ONLY=expiry: only the expiry cost; BENCH_ONLY=commands: everything but it.
+REPL_CALLS = env_number("BENCH_REPL_CALLS", 10000)
+# BENCH_ONLY=expiry: only the expiry cost; BENCH_ONLY=commands: everything but it;
+# BENCH_ONLY=memory: only the memory per session; BENCH_ONLY=replication: only the bytes to
+# replicas.
 ONLY = os.environ.get("BENCH_ONLY", "")
+ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication")
 OUT_DIR = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "target", "bench")
 MODULE = os.environ.get("REDIS_SESSION_MODULE") or os.path.join(
     ROOT, "target", "release", "libredis_session.so")
 REDIS_SERVER = os.environ.get("REDIS_SERVER") or "redis-server"
 REDIS_BENCHMARK = os.environ.get("REDIS_BENCHMARK") or "redis-benchmark"
+# The release the figures are compared with, built once from this repository's history
+# unless BASELINE_MODULE names a build (or is `none`: no baseline figures).
+BASELINE_COMMIT = "5ff25d8"
+BASELINE_VERSION = "0.1.0"
+BASELINE_DIR = os.path.join(ROOT, "target", "bench", "baseline-" + BASELINE_VERSION)
 
 PIPELINES = (1, 32)
 PRELOAD = 10000          # sessions preloaded for the read benchmarks, user_id 1..10000
@@ -102,7 +152,12 @@ LIST_N = 100             # sessions of the user LIST lists
 LIST_USER = 777777
 LIST_CALLS = 50          # LIST calls timed per repetition
 TTL = 7200               # the module's default, used by the Lua create and the original layout
+RENEW_INTERVAL = 60      # session.renew-interval of the "renew-interval 60" row
+HASH_USER = 0            # the user of the 0.1.0-layout hash that HGETALL and the Lua validate read
 CREATED_AT = "2026-11-27 08:24:21"
+# The tag create_string.lua and the expiry cost put in layout-2 strings written with plain
+# commands: as long as a real one (only the module, which holds the secret, makes those).
+FAKE_TAG = "0123456789abcdef"
 # redis-benchmark parses -r as a C int and replaces each __rand_int__ with its own
 # 12-digit zero-padded draw below it (two placeholders in one command differ).
 RAND_RANGE = 2000000000
@@ -116,26 +171,64 @@ CREATE_DATA = '{"user_id":%s,"foo":"bar","role":"admin"}' % RAND_USER
 STORED_DATA = ('{"user_id":%s,"foo":"bar","role":"admin","createdAt":"%s"}'
                % (RAND_USER, CREATED_AT))
 
-READS = ("ping", "hgetall", "validate", "get", "lua_validate")
-WRITES = ("create", "lua_create", "hset")
+READS = ("ping", "hgetall", "validate", "get", "lua_validate", "validate_renew")
+WRITES = ("create", "lua_create", "lua_create_string", "hset")
 LABELS = {
     "ping": "PING",
-    "hgetall": "HGETALL <session key>",
+    "hgetall": "HGETALL <0.1.0 session hash>",
     "validate": "SESSION.VALIDATE <token>",
     "get": "SESSION.GET <token>",
     "lua_validate": "EVALSHA validate.lua (Lua validate)",
+    "validate_renew": "SESSION.VALIDATE <token>, renew-interval %d" % RENEW_INTERVAL,
     "create": "SESSION.CREATE <data>",
     "lua_create": "EVALSHA create.lua (Lua create)",
+    "lua_create_string": "EVALSHA create_string.lua (string layout)",
     "hset": "HSET <fresh key> data ttl deadline indexes",
 }
 # (name, numerator, denominator, target: ("min", x) for >= x, ("max", x) for <= x, or None)
 RATIOS = (
-    ("SESSION.VALIDATE / HGETALL", "validate", "hgetall", ("min", 0.6)),
-    ("SESSION.VALIDATE / Lua validate", "validate", "lua_validate", ("min", 3.0)),
-    ("SESSION.GET / HGETALL", "get", "hgetall", None),
+    ("SESSION.VALIDATE / HGETALL", "validate", "hgetall", ("min", 0.7)),
+    ("SESSION.VALIDATE / Lua validate", "validate", "lua_validate", ("min", 3.5)),
+    ("SESSION.GET / HGETALL", "get", "hgetall", ("min", 0.9)),
+    ("VALIDATE renew-interval %d / GET" % RENEW_INTERVAL, "validate_renew", "get",
+     ("min", 0.95)),
     ("SESSION.CREATE / Lua create", "create", "lua_create", ("min", 1.3)),
+    ("SESSION.CREATE / Lua create (string layout)", "create", "lua_create_string", None),
     ("SESSION.CREATE / HSET", "create", "hset", None),
 )
+# The commands the replication phase also runs on the baseline (0.1.0 has no renew-interval).
+BASELINE_REPLICATED = ("validate", "get", "create")
+# Targets of ours / the baseline.
+MEMORY_TARGET = ("max", 0.7)     # bytes per session
+ORIGINAL_TARGET = ("max", 1.0)   # bytes per session against the original library's layout
+INDEX_TARGET = ("max", 1.0)      # REVOKEINDEX and LIST time: no slower than 0.1.0
+
+# The data sets of the memory figure: (name, description, the data of user N as sent).
+REALISTIC_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                "Chrome/120.0 Safari/537.36")
+
+
+def example_data(user):
+    return '{"user_id":%d,"foo":"bar","role":"admin"}' % user
+
+
+def realistic_data(user):
+    """About 250 bytes as an application would send them: a nested object, an array of roles,
+    a CSRF token (random per session) and a user agent."""
+    return ('{"user_id":%d,"tenant":"acme","profile":{"name":"Alice Example","locale":"en-GB"},'
+            '"roles":["admin","editor"],"csrf":"%032x","ua":"%s"}'
+            % (user, random.getrandbits(128), REALISTIC_UA))
+
+
+DATASETS = (
+    ("example", '{"user_id":N,"foo":"bar","role":"admin"}', example_data),
+    ("realistic", "nested profile, roles array, CSRF token, user agent", realistic_data),
+)
+
+
+def layout2_value(tag, ttl, index, data):
+    """A session string of the module's layout 2, with no deadline and one index key."""
+    return 's2 %s %d 0 ["%s"]\n%s' % (tag, ttl, index, data)
 
 
 def log(message):
@@ -244,7 +337,9 @@ def pinned(cpu):
 
 
 class Server:
-    def __init__(self, tmp, cpu, module=True, extra=()):
+    """A redis-server of REDIS_SERVER with `module` (a path, or None) loaded."""
+
+    def __init__(self, tmp, cpu, module=MODULE, extra=()):
         self.port = free_port()
         self.log_path = os.path.join(tmp, "redis-%d.log" % self.port)
         # taskset execs redis-server, so the pid below is the server's own.
@@ -254,7 +349,7 @@ class Server:
             "--daemonize", "no",
         ] + list(extra)
         if module:
-            args += ["--loadmodule", MODULE, "indexes", "user_id"]
+            args += ["--loadmodule", module, "indexes", "user_id"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pid = self.proc.pid
@@ -407,19 +502,44 @@ def calibrate(port, cpu, pipeline, args, rand=False, flush=None, margin=1.2):
 # ---------------------------------------------------------------------------------------
 # The database states the measurements start from.
 
-def create_sessions(conn, user_ids):
-    """SESSION.CREATE one session per user id (pipelined); returns their tokens."""
-    commands = [("SESSION.CREATE", '{"user_id":%d,"foo":"bar","role":"admin"}' % u)
-                for u in user_ids]
+def create_all(conn, data):
+    """SESSION.CREATE of each data text (pipelined); returns the tokens."""
+    commands = [("SESSION.CREATE", d) for d in data]
     return [json.loads(reply)["token"] for reply in conn.pipeline(commands)]
 
 
+def create_sessions(conn, user_ids):
+    """SESSION.CREATE one session of the example data per user id; returns their tokens."""
+    return create_all(conn, [example_data(u) for u in user_ids])
+
+
+def write_hash_sessions(conn, user_ids):
+    """One session per user id in the 0.1.0 layout, written with plain commands: the hash of
+    the example data that 0.1.0's SESSION.CREATE stores, its expiry, and the user's index set
+    with the same expiry. Returns their keys."""
+    commands, keys = [], []
+    for user in user_ids:
+        key = os.urandom(24).hex()
+        keys.append(key)
+        index = "user_id:%d" % user
+        commands += [
+            ("HSET", key, "data", STORED_DATA.replace(RAND_USER, str(user)), "ttl", TTL,
+             "deadline", 0, "indexes", '["%s"]' % index),
+            ("PEXPIRE", key, TTL * 1000),
+            ("SADD", index, key),
+            ("PEXPIRE", index, TTL * 1000),
+        ]
+    conn.pipeline(commands)
+    return keys
+
+
 def preload(conn):
-    """FLUSHALL, then 10,000 sessions of users 1..10,000 and 100 of the LIST user."""
+    """FLUSHALL, then 10,000 sessions of users 1..10,000, 100 of the LIST user and the
+    0.1.0-layout hash; returns the tokens of the 10,000 and the hash's key."""
     conn.call("FLUSHALL", "SYNC")
     tokens = create_sessions(conn, range(1, PRELOAD + 1))
     create_sessions(conn, [LIST_USER] * LIST_N)
-    return tokens
+    return tokens, write_hash_sessions(conn, [HASH_USER])[0]
 
 
 def load_script(conn, name):
@@ -427,28 +547,59 @@ def load_script(conn, name):
         return conn.call("SCRIPT", "LOAD", f.read()).decode()
 
 
-def read_commands(token, sha_validate):
+def load_scripts(conn):
+    return {name: load_script(conn, name)
+            for name in ("validate.lua", "create.lua", "create_string.lua")}
+
+
+def read_commands(token, hash_key, shas):
     return {
         "ping": ["PING"],
-        "hgetall": ["HGETALL", token],
+        "hgetall": ["HGETALL", hash_key],
         "validate": ["SESSION.VALIDATE", token],
         "get": ["SESSION.GET", token],
-        "lua_validate": ["EVALSHA", sha_validate, "1", token],
+        "lua_validate": ["EVALSHA", shas["validate.lua"], "1", hash_key],
+        "validate_renew": ["SESSION.VALIDATE", token],
     }
 
 
-def write_commands(sha_create):
+def write_commands(shas):
     return {
         "create": ["SESSION.CREATE", CREATE_DATA],
-        "lua_create": ["EVALSHA", sha_create, "2", RAND_KEY, "user_id:" + RAND_USER,
+        "lua_create": ["EVALSHA", shas["create.lua"], "2", RAND_KEY, "user_id:" + RAND_USER,
                        STORED_DATA, str(TTL)],
+        "lua_create_string": ["EVALSHA", shas["create_string.lua"], "2", RAND_KEY,
+                              "user_id:" + RAND_USER, STORED_DATA, str(TTL), FAKE_TAG],
         "hset": ["HSET", RAND_KEY, "data", STORED_DATA, "ttl", str(TTL), "deadline", "0",
                  "indexes", '["user_id:%s"]' % RAND_USER],
     }
 
 
 # Keys one write leaves: a session and its (new) index set, or one hash.
-KEYS_PER_WRITE = {"create": 2, "lua_create": 2, "hset": 1}
+KEYS_PER_WRITE = {"create": 2, "lua_create": 2, "lua_create_string": 2, "hset": 1}
+
+
+def set_renew_interval(conn, seconds):
+    conn.call("CONFIG", "SET", "session.renew-interval", str(seconds))
+
+
+@contextlib.contextmanager
+def setting_for(conn, name, reads):
+    """The server setting a row runs under: session.renew-interval 60 for validate_renew, 0
+    (the default) for every other row.
+
+    Before it, one VALIDATE with the setting at 0 sets the session's expiry a full TTL ahead,
+    so that every VALIDATE of the next minute finds more than TTL - 60 s left (inside the
+    interval: no write, nothing replicated)."""
+    if name != "validate_renew":
+        yield
+        return
+    conn.call(*reads["validate"])
+    set_renew_interval(conn, RENEW_INTERVAL)
+    try:
+        yield
+    finally:
+        set_renew_interval(conn, 0)
 
 
 def concrete(args):
@@ -460,7 +611,8 @@ def concrete(args):
 def sanity_check(conn, reads, writes):
     """One call of each command, so that a broken script or command fails loudly."""
     for name, args in reads.items():
-        reply = conn.call(*args)
+        with setting_for(conn, name, reads):
+            reply = conn.call(*args)
         if reply is None or reply == [] or isinstance(reply, ReplyError):
             fail("%s replied %r; expected data" % (name, reply))
     for name, args in writes.items():
@@ -496,42 +648,135 @@ def measure_list(conn):
     return statistics.median(times), (usec / LIST_CALLS / 1000 if usec is not None else None)
 
 
-def measure_memory(conn):
-    """Bytes per session: ours (SESSION.CREATE) and the original library's layout."""
-    conn.call("FLUSHALL", "SYNC")
-    before = conn.used_memory()
-    tokens = create_sessions(conn, range(1, MEMORY_N + 1))
-    ours = (conn.used_memory() - before) / MEMORY_N
-    ours_keys = conn.call("DBSIZE")
-    encoding = conn.call("OBJECT", "ENCODING", tokens[0]).decode()
+def key_kind(conn, key):
+    """`type/encoding` of a key, e.g. string/raw or hash/hashtable."""
+    return "%s/%s" % (conn.call("TYPE", key), conn.call("OBJECT", "ENCODING", key).decode())
 
-    # For reference: the same with session hashes small enough to stay listpacks. Our
-    # `data` field is longer than the default hash-max-listpack-value (64 bytes).
-    conn.call("FLUSHALL", "SYNC")
-    default_value = conn.call("CONFIG", "GET", "hash-max-listpack-value")[1]
-    conn.call("CONFIG", "SET", "hash-max-listpack-value", "256")
-    before = conn.used_memory()
-    create_sessions(conn, range(1, MEMORY_N + 1))
-    ours_listpack = (conn.used_memory() - before) / MEMORY_N
-    conn.call("CONFIG", "SET", "hash-max-listpack-value", default_value)
 
+def memory_of(conn, write):
+    """Bytes per session that `write(conn)` adds to an empty database (INFO used_memory), the
+    keys it leaves and the kind of one session key (`write` returns the session keys)."""
     conn.call("FLUSHALL", "SYNC")
     before = conn.used_memory()
-    commands = []
-    for user in range(1, MEMORY_N + 1):
+    keys = write(conn)
+    per_session = (conn.used_memory() - before) / len(keys)
+    result = {"bytes": per_session, "keys": conn.call("DBSIZE"), "kind": key_kind(conn, keys[0])}
+    conn.call("FLUSHALL", "SYNC")
+    return result
+
+
+def original_sessions(conn, user_ids):
+    """The original npm library's layout, written directly: a flat hash of the data's fields
+    with createdAt, its expiry, and the token in the user's index set (no expiry)."""
+    commands, tokens = [], []
+    for user in user_ids:
         token = os.urandom(24).hex()
+        tokens.append(token)
         commands.append(("HSET", token, "user_id", str(user), "foo", "bar", "role", "admin",
                          "createdAt", CREATED_AT))
         commands.append(("EXPIRE", token, str(TTL)))
         commands.append(("SADD", "user_id:%d" % user, token))
     conn.pipeline(commands, batch=3000)
-    original = (conn.used_memory() - before) / MEMORY_N
-    original_keys = conn.call("DBSIZE")
-    conn.call("FLUSHALL", "SYNC")
-    return {"ours": ours, "original": original, "ratio": ours / original,
-            "ours_keys": ours_keys, "original_keys": original_keys,
-            "ours_listpack": ours_listpack, "hash_max_listpack_value": default_value.decode(),
-            "encoding": encoding}
+    return tokens
+
+
+def measure_memory(conn, base):
+    """Bytes per session for each data set: ours and the baseline's (SESSION.CREATE on each
+    server, the same data), and for the example data the original library's layout."""
+    users = range(1, MEMORY_N + 1)
+    results = {"n": MEMORY_N, "baseline": base is not None, "datasets": {}}
+    for name, _, make in DATASETS:
+        data = [make(u) for u in users]
+        write = lambda c: create_all(c, data)  # noqa: E731
+        log("memory per session, %s data: ours" % name)
+        entry = {"json_bytes": statistics.mean(len(d) for d in data),
+                 "ours": memory_of(conn, write)}
+        if base is not None:
+            log("memory per session, %s data: %s" % (name, BASELINE_VERSION))
+            entry["baseline"] = memory_of(base, write)
+            entry["ratio_baseline"] = entry["ours"]["bytes"] / entry["baseline"]["bytes"]
+        if name == "example":
+            log("memory per session, example data: the original library's layout")
+            entry["original"] = memory_of(conn, lambda c: original_sessions(c, users))
+            entry["ratio_original"] = entry["ours"]["bytes"] / entry["original"]["bytes"]
+        results["datasets"][name] = entry
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# Bytes to replicas and the AOF: what each command adds to the replication stream.
+
+def offset(conn):
+    return int(conn.info("replication")["master_repl_offset"])
+
+
+def stream_bytes(conn, commands):
+    """Bytes the replication stream grows by per command of `commands`, sent pipelined."""
+    before = offset(conn)
+    conn.pipeline(commands)
+    return (offset(conn) - before) / len(commands)
+
+
+def measure_replication(tmp, module, names, server_cpu, client_cpu):
+    """Bytes per call to replicas and the AOF of each command in `names`, on a server of its
+    own with `module` loaded and a replica (no module) attached: `master_repl_offset` before
+    and after REPL_CALLS calls sent pipelined (the preload has put the stream's SELECT in).
+
+    The reads go to a different preloaded session in each call, as a server's reads do:
+    VALIDATE writes an expiry only when it moves, by at least a millisecond, so thousands of
+    pipelined calls on one session would replicate a few expiries in all (and the Lua
+    validate would raise its index's expiry about once per millisecond, not once per call).
+    HGETALL and the Lua validate read 0.1.0-layout hashes of users of their own."""
+    master = Server(tmp, server_cpu, module=module,
+                    extra=["--repl-diskless-sync-delay", "0",
+                           # A PING to the replicas every 10 s would land in the stream.
+                           "--repl-ping-replica-period", "3600"])
+    replica = None
+    try:
+        conn = Conn(master.port)
+        # A directory of its own: the replica keeps the RDB of its full sync as dump.rdb,
+        # which a later server started in `tmp` would load.
+        replica_dir = tempfile.mkdtemp(prefix="replica-", dir=tmp)
+        replica = Server(replica_dir, client_cpu, module=None,
+                         extra=["--replicaof", "127.0.0.1", str(master.port)])
+        replica_conn = Conn(replica.port)
+        deadline = time.monotonic() + 30
+        while replica_conn.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                fail("the replica did not connect within 30 s; its log:\n" + replica.read_log())
+            time.sleep(0.05)
+        replica_conn.close()
+        tokens, _ = preload(conn)
+        hashes = write_hash_sessions(conn, range(PRELOAD + 1, PRELOAD + 1 + len(tokens)))
+        shas = load_scripts(conn)
+        writes = write_commands(shas)
+        calls = [read_commands(tokens[i % len(tokens)], hashes[i % len(hashes)], shas)
+                 for i in range(REPL_CALLS)]
+        results = {}
+        for name in names:
+            with setting_for(conn, name, calls[0]):
+                if name in calls[0]:
+                    commands = [c[name] for c in calls]
+                else:
+                    commands = [concrete(writes[name]) for _ in range(REPL_CALLS)]
+                results[name] = stream_bytes(conn, commands)
+        conn.close()
+        return results
+    finally:
+        if replica is not None:
+            replica.stop()
+        master.stop()
+
+
+def measure_replications(tmp, baseline, server_cpu, client_cpu):
+    log("bytes to replicas per call, %d calls each: ours" % REPL_CALLS)
+    results = {"calls": REPL_CALLS,
+               "ours": measure_replication(tmp, MODULE, READS + WRITES, server_cpu, client_cpu)}
+    if baseline is not None:
+        log("bytes to replicas per call: %s" % BASELINE_VERSION)
+        results["baseline"] = measure_replication(tmp, baseline, BASELINE_REPLICATED,
+                                                  server_cpu, client_cpu)
+    return results
 
 
 # ---------------------------------------------------------------------------------------
@@ -545,7 +790,7 @@ def command_output(args):
         return ""
 
 
-def machine(conn):
+def machine(conn, baseline=None):
     cpu = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -574,7 +819,11 @@ def machine(conn):
         "redis": server.get("redis_version", "?"),
         "redis_benchmark": command_output([REDIS_BENCHMARK, "--version"]),
         "rustc": command_output(["rustc", "--version"]),
+        "server": shutil.which(REDIS_SERVER) or REDIS_SERVER,
         "module": MODULE,
+        "baseline": baseline,
+        "baseline_commit": (BASELINE_COMMIT if baseline and baseline.startswith(BASELINE_DIR)
+                            else None),
         "commit": commit + (" (src/ modified)" if dirty else ""),
         "python": platform.python_version(),
     }
@@ -613,6 +862,10 @@ def verdict(value, target):
                               "misses (%.0f%% over)" % (100 * (value / limit - 1)))
 
 
+def fmt_bytes(value):
+    return "%.1f" % value if value is not None else "-"
+
+
 def render(results):
     runs, ratios = results["runs"], results["ratios"]
     lines = []
@@ -623,14 +876,17 @@ def render(results):
                  "load average %s before, %s after"
                  % (results["pinning"]["server"], results["pinning"]["client"], m["cpu"],
                     m["nproc"], m["memory_gib"], results["load_before"], results["load_after"]))
+    lines.append(describe_modules(m))
     other = [o for p in runs.values() for r in p.values() for o in r["other"] if o is not None]
     if other:
         lines.append("other work on the machine during the runs: %.2f cores on average, "
                      "%.2f at most" % (statistics.mean(other), max(other)))
     lines.append("")
-    row = "%-44s %11s %12s %8s %8s %5s %5s %5s"
+    repl = results.get("replication", {})
+    ours_bytes, base_bytes = repl.get("ours", {}), repl.get("baseline", {})
+    row = "%-44s %11s %12s %8s %8s %5s %5s %5s %7s %7s"
     head = row % ("command", "-P 1 req/s", "-P 32 req/s", "spread", "srv us", "busy", "min s",
-                  "other")
+                  "other", "repl B", BASELINE_VERSION)
     lines.append(head)
     lines.append("-" * len(head))
     for name in READS + WRITES:
@@ -648,16 +904,21 @@ def render(results):
             LABELS[name], fmt_rps(median(runs["1"][name]["rps"])), fmt_rps(median(p32["rps"])),
             ("%.0f%%" % (100 * s)) if s is not None else "-",
             "%.2f" % median(us) if us else "?", "%.2f" % median(busy) if busy else "?",
-            "%.1f" % min(secs), "%.2f" % max(other) if other else "?"))
+            "%.1f" % min(secs), "%.2f" % max(other) if other else "?",
+            fmt_bytes(ours_bytes.get(name)), fmt_bytes(base_bytes.get(name))))
     lines.append("spread: (max - min) / median of the -P 32 req/s; srv us: the server's CPU time "
                  "(user + sys)")
     lines.append("per request at -P 32, median; busy: the share of one core the server used "
                  "(below ~0.95")
     lines.append("the server was not the bottleneck); min s: the shortest run; other: the most "
                  "CPU (cores)")
-    lines.append("the rest of the machine used during one of the row's runs.")
+    lines.append("the rest of the machine used during one of the row's runs; repl B: bytes per "
+                 "call to replicas")
+    lines.append("and the AOF (master_repl_offset over %s calls, in a phase of its own), ours "
+                 "and %s's."
+                 % ("{:,}".format(repl["calls"]) if repl else "-", BASELINE_VERSION))
     lines.append("")
-    row = "%-36s %9s %9s  %-26s %12s"
+    row = "%-44s %9s %9s  %-26s %12s"
     head = row % ("ratio at -P 32 (same repetition)", "req/s", "target", "", "server CPU")
     lines.append(head)
     lines.append("-" * len(head))
@@ -673,34 +934,91 @@ def render(results):
                  "ratio the")
     lines.append("req/s would show if the server alone were the bottleneck.")
     lines.append("")
-    lines.append("%-44s %13s %10s" % ("index commands (from a client)", "client ms", "server ms"))
-    lines.append("-" * 86)
-    rv = results["revoke"]
-    lines.append("%-44s %13.2f %10s" % (
-        "SESSION.REVOKEINDEX, user with %s sessions" % "{:,}".format(REVOKE_N),
-        median(rv["client_ms"]), "%.2f" % median(rv["server_ms"]) if rv["server_ms"] else "-"))
-    ls = results["list"]
-    lines.append("%-44s %13.3f %10s" % (
-        "SESSION.LIST, user with %d sessions" % LIST_N,
-        median(ls["client_ms"]), "%.3f" % median(ls["server_ms"]) if ls["server_ms"] else "-"))
+    lines += render_index(results)
     lines.append("")
     lines += render_memory(results["memory"]).split("\n")
     return "\n".join(lines)
 
 
+def describe_modules(m):
+    if m.get("baseline") is None:
+        base = "no baseline (BASELINE_MODULE=none)"
+    elif m.get("baseline_commit"):
+        base = "baseline %s built from commit %s" % (BASELINE_VERSION, m["baseline_commit"])
+    else:
+        base = "baseline %s from %s" % (BASELINE_VERSION, m["baseline"])
+    return "module %s (commit %s); %s; every server is %s" % (
+        m["module"], m["commit"], base, m.get("server", REDIS_SERVER))
+
+
+def render_index(results):
+    row = "%-48s %10s %10s  %s"
+    head = row % ("index commands (from a client)", "client ms", "server ms", "")
+    lines = [head, "-" * 86]
+    for key, label, digits in (
+            ("revoke", "SESSION.REVOKEINDEX, user with %s sessions" % "{:,}".format(REVOKE_N),
+             2),
+            ("list", "SESSION.LIST, user with %d sessions" % LIST_N, 3)):
+        r = results[key]
+        number = "%%.%df" % digits
+
+        def show(values):
+            values = [v for v in values if v is not None]
+            return number % median(values) if values else "-"
+
+        lines.append(row % (label, show(r["client_ms"]), show(r["server_ms"]), ""))
+        if r["baseline_client_ms"]:
+            lines.append(row % ("  " + BASELINE_VERSION, show(r["baseline_client_ms"]),
+                                show(r["baseline_server_ms"]), ""))
+            client, server = median(r["ratio_client"]), median(r["ratio_server"])
+            # The target is on the server's time, the command's own cost.
+            judged = server if server is not None else client
+            want, result = verdict(judged, INDEX_TARGET)
+            lines.append(row % ("  ours / %s (same repetition)" % BASELINE_VERSION,
+                                "%.2fx" % client,
+                                "%.2fx" % server if server is not None else "-",
+                                "%s  %s" % (want, result)))
+    return [line.rstrip() for line in lines]
+
+
 def render_memory(mem):
     lines = []
-    lines.append("memory per session (%s sessions, distinct user_id; our session hashes are "
-                 "%s at hash-max-listpack-value %s)"
-                 % ("{:,}".format(MEMORY_N), mem["encoding"], mem["hash_max_listpack_value"]))
+    lines.append("memory per session (%s sessions, each user its own index set; used_memory "
+                 "delta / N)" % "{:,}".format(mem["n"]))
     lines.append("-" * 86)
-    lines.append("%-44s %10.0f B" % ("ours (SESSION.CREATE)", mem["ours"]))
-    lines.append("%-44s %10.0f B" % ("original layout (HSET + EXPIRE + SADD)", mem["original"]))
-    want, result = verdict(mem["ratio"], ("max", 1.0))
-    lines.append("%-44s %11.2fx %10s  %s" % ("ours / original", mem["ratio"], want, result))
-    lines.append("%-44s %10.0f B  (%.2fx; reference only: a server setting)"
-                 % ("ours with hash-max-listpack-value 256", mem["ours_listpack"],
-                    mem["ours_listpack"] / mem["original"]))
+    row = "%-44s %10s  %s"
+    for name, description, _ in DATASETS:
+        d = mem["datasets"][name]
+        lines.append("%s data, %s: %.0f B of JSON as sent"
+                     % (name, description, d["json_bytes"]))
+        lines.append(row % ("  ours (SESSION.CREATE)", "%.0f B" % d["ours"]["bytes"],
+                            d["ours"]["kind"]))
+        if "baseline" in d:
+            lines.append(row % ("  %s (SESSION.CREATE)" % BASELINE_VERSION,
+                                "%.0f B" % d["baseline"]["bytes"], d["baseline"]["kind"]))
+            want, result = verdict(d["ratio_baseline"], MEMORY_TARGET)
+            lines.append(row % ("  ours / %s" % BASELINE_VERSION, "%.2fx" % d["ratio_baseline"],
+                                "%s  %s" % (want, result)))
+        if "original" in d:
+            lines.append(row % ("  original layout (HSET + EXPIRE + SADD)",
+                                "%.0f B" % d["original"]["bytes"], d["original"]["kind"]))
+            want, result = verdict(d["ratio_original"], ORIGINAL_TARGET)
+            lines.append(row % ("  ours / original", "%.2fx" % d["ratio_original"],
+                                "%s  %s" % (want, result)))
+    lines.append("the JSON as sent, without createdAt, which CREATE adds (34 bytes); the "
+                 "kind: TYPE/OBJECT ENCODING")
+    lines.append("of one session key.")
+    return "\n".join(lines)
+
+
+def render_replication(repl):
+    lines = ["bytes per call to replicas and the AOF (master_repl_offset over %s calls)"
+             % "{:,}".format(repl["calls"]), "-" * 86]
+    row = "%-44s %10s %10s"
+    lines.append(row % ("command", "ours", BASELINE_VERSION))
+    for name in READS + WRITES:
+        lines.append(row % (LABELS[name], fmt_bytes(repl["ours"].get(name)),
+                            fmt_bytes(repl.get("baseline", {}).get(name))))
     return "\n".join(lines)
 
 
@@ -735,14 +1053,15 @@ def record(results, pipeline, name, run):
 RUN_FIELDS = ("rps", "seconds", "requests", "server_us", "server_busy", "other")
 
 
-def benchmark(server, conn, server_cpu, client_cpu):
+def benchmark(server, conn, base, baseline, server_cpu, client_cpu, tmp):
+    """Everything but the expiry cost. `base`: a connection to the server with the baseline
+    module `baseline` loaded, or None."""
     port = server.port
-    sha_validate = load_script(conn, "validate.lua")
-    sha_create = load_script(conn, "create.lua")
-    writes = write_commands(sha_create)
+    shas = load_scripts(conn)
+    writes = write_commands(shas)
     started = time.monotonic()
     results = {
-        "machine": machine(conn),
+        "machine": machine(conn, baseline),
         "reps": REPS,
         "seconds": SECONDS,
         "clients": CLIENTS,
@@ -753,24 +1072,31 @@ def benchmark(server, conn, server_cpu, client_cpu):
                  for p in PIPELINES},
         "ratios": {str(p): {r[0]: [] for r in RATIOS} for p in PIPELINES},
         "cost_ratios": {str(p): {r[0]: [] for r in RATIOS} for p in PIPELINES},
-        "revoke": {"client_ms": [], "server_ms": []},
-        "list": {"client_ms": [], "server_ms": []},
+        "revoke": {f: [] for f in INDEX_FIELDS},
+        "list": {f: [] for f in INDEX_FIELDS},
         "write_keys": [],
     }
 
-    tokens = preload(conn)
-    reads = read_commands(tokens[0], sha_validate)
+    tokens, hash_key = preload(conn)
+    reads = read_commands(tokens[0], hash_key, shas)
     sanity_check(conn, reads, writes)
-    tokens = preload(conn)
+    tokens, hash_key = preload(conn)
+    if base is not None:
+        # The same database for the baseline's REVOKEINDEX and LIST (it serves nothing else
+        # until the memory figure).
+        preload(base)
 
     log("calibrating request counts so that every run lasts at least %gs" % SECONDS)
     flush = lambda: conn.call("FLUSHALL", "SYNC")  # noqa: E731
     plan = {}
     for p in PIPELINES:
         plan[str(p)] = {}
-        reads = read_commands(tokens[0], sha_validate)
+        if p != PIPELINES[0]:
+            tokens, hash_key = preload(conn)  # the writes' calibration emptied the database
+        reads = read_commands(tokens[0], hash_key, shas)
         for name in READS:
-            plan[str(p)][name] = calibrate(port, client_cpu, p, reads[name])
+            with setting_for(conn, name, reads):
+                plan[str(p)][name] = calibrate(port, client_cpu, p, reads[name])
         # The writes share one request count, set by the fastest of them (the HSET floor).
         n = calibrate(port, client_cpu, p, writes["hset"], rand=True, flush=flush, margin=1.25)
         for name in WRITES:
@@ -779,33 +1105,30 @@ def benchmark(server, conn, server_cpu, client_cpu):
     log("request counts: " + json.dumps(plan))
 
     for rep in range(REPS):
-        tokens = preload(conn)
-        reads = read_commands(tokens[0], sha_validate)
+        tokens, hash_key = preload(conn)
+        reads = read_commands(tokens[0], hash_key, shas)
         log("repetition %d/%d: reads" % (rep + 1, REPS))
         for p in PIPELINES:
             for name in READS:
-                run = redis_benchmark(port, client_cpu, p, plan[str(p)][name], reads[name])
-                if run.seconds < SECONDS:
-                    # Faster than calibrated (the machine got quieter): run it again, longer.
-                    n = plan[str(p)][name] = round_up(run.rps * SECONDS * 1.2)
-                    run = redis_benchmark(port, client_cpu, p, n, reads[name])
+                with setting_for(conn, name, reads):
+                    run = redis_benchmark(port, client_cpu, p, plan[str(p)][name], reads[name])
+                    if run.seconds < SECONDS:
+                        # Faster than calibrated (the machine got quieter): again, longer.
+                        n = plan[str(p)][name] = round_up(run.rps * SECONDS * 1.2)
+                        run = redis_benchmark(port, client_cpu, p, n, reads[name])
                 record(results, p, name, run)
 
         log("repetition %d/%d: REVOKEINDEX and LIST" % (rep + 1, REPS))
-        client_ms, server_ms = measure_revoke(conn)
-        results["revoke"]["client_ms"].append(client_ms)
-        if server_ms is not None:
-            results["revoke"]["server_ms"].append(server_ms)
-        client_ms, server_ms = measure_list(conn)
-        results["list"]["client_ms"].append(client_ms)
-        if server_ms is not None:
-            results["list"]["server_ms"].append(server_ms)
+        for key, measure in (("revoke", measure_revoke), ("list", measure_list)):
+            record_index(results[key], "", *measure(conn))
+            if base is not None:
+                record_index(results[key], "baseline_", *measure(base))
 
         log("repetition %d/%d: writes" % (rep + 1, REPS))
         for p in PIPELINES:
             # The HSET floor first: the fastest, it sets the shared request count; when it
             # runs shorter than SECONDS the count grows (for this and later repetitions).
-            for name in ("hset", "create", "lua_create"):
+            for name in ("hset",) + tuple(w for w in WRITES if w != "hset"):
                 run = write_run(conn, port, client_cpu, p, name, plan[str(p)][name], writes)
                 if name == "hset" and run.seconds < SECONDS:
                     n = round_up(run.rps * SECONDS * 1.25)
@@ -824,12 +1147,36 @@ def benchmark(server, conn, server_cpu, client_cpu):
                 cost = (r[num]["server_us"][rep], r[den]["server_us"][rep])
                 if None not in cost:
                     results["cost_ratios"][str(p)][label].append(cost[1] / cost[0])
+        for key in ("revoke", "list"):
+            index_ratios(results[key], rep)
 
     log("memory per session for %d sessions" % MEMORY_N)
-    results["memory"] = measure_memory(conn)
+    results["memory"] = measure_memory(conn, base)
+    results["replication"] = measure_replications(tmp, baseline, server_cpu, client_cpu)
     results["load_after"] = loadavg()
     results["minutes"] = round((time.monotonic() - started) / 60, 1)
     return results
+
+
+# Per repetition, ours and the baseline's, and ours / the baseline's.
+INDEX_FIELDS = ("client_ms", "server_ms", "baseline_client_ms", "baseline_server_ms",
+                "ratio_client", "ratio_server")
+
+
+def record_index(figures, prefix, client_ms, server_ms):
+    figures[prefix + "client_ms"].append(client_ms)
+    figures[prefix + "server_ms"].append(server_ms)
+
+
+def index_ratios(figures, rep):
+    """Ours / the baseline's in repetition `rep`, when both were measured."""
+    if len(figures["baseline_client_ms"]) <= rep:
+        return
+    ours, theirs = figures["client_ms"][rep], figures["baseline_client_ms"][rep]
+    figures["ratio_client"].append(ours / theirs)
+    ours, theirs = figures["server_ms"][rep], figures["baseline_server_ms"][rep]
+    if ours is not None and theirs:
+        figures["ratio_server"].append(ours / theirs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -843,9 +1190,11 @@ def server_cpu_seconds(pid):
 
 
 def expiry_run(tmp, cpu, with_module, n):
-    """Loads `n` sessions in the module's stored layout with plain commands (1 s TTL, active
-    expiry paused), then lets active expiry reap them; returns (wall s, server CPU s)."""
-    server = Server(tmp, cpu, module=with_module, extra=["--enable-debug-command", "yes"])
+    """Loads `n` sessions in the module's stored layout (layout-2 strings, whose tag the
+    key-event handler does not check) with plain commands (1 s TTL, active expiry paused),
+    then lets active expiry reap them; returns (wall s, server CPU s)."""
+    server = Server(tmp, cpu, module=MODULE if with_module else None,
+                    extra=["--enable-debug-command", "yes"])
     try:
         conn = Conn(server.port)
         conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
@@ -855,11 +1204,9 @@ def expiry_run(tmp, cpu, with_module, n):
             user = i % (n // 4 or 1)
             data = STORED_DATA.replace(RAND_USER, str(user + 1))
             index = "user_id:%d" % (user + 1)
-            batch.append(("HSET", token, "data", data, "ttl", TTL, "deadline", 0, "indexes",
-                          '["%s"]' % index))
-            batch.append(("PEXPIRE", token, 1000))
+            batch.append(("SET", token, layout2_value(FAKE_TAG, TTL, index, data), "PX", 1000))
             batch.append(("SADD", index, token))
-            if len(batch) >= 3000:
+            if len(batch) >= 2000:
                 conn.pipeline(batch, batch=3000)
                 batch = []
         if batch:
@@ -937,7 +1284,7 @@ def profile(server, conn, client_cpu):
     if shutil.which("perf") is None:
         fail("perf is not installed (apt-get install linux-perf)")
     os.makedirs(OUT_DIR, exist_ok=True)
-    tokens = preload(conn)
+    tokens, _ = preload(conn)
     loads = (
         ("validate", ["SESSION.VALIDATE", tokens[0]], False),
         ("create", ["SESSION.CREATE", CREATE_DATA], True),
@@ -988,12 +1335,62 @@ def profile(server, conn, client_cpu):
     print(text)
 
 
+def cargo():
+    found = shutil.which("cargo")
+    if found:
+        return found
+    home = os.path.join(os.path.expanduser("~"), ".cargo", "bin", "cargo")
+    return home if os.path.isfile(home) else None
+
+
+def baseline_module():
+    """The module the figures are compared with: BASELINE_MODULE (a path, or `none` for no
+    baseline), else 0.1.0 built once from this repository's commit BASELINE_COMMIT into
+    BASELINE_DIR (its sources from `git archive`, its own target/) and reused."""
+    chosen = os.environ.get("BASELINE_MODULE", "").strip()
+    if chosen.lower() == "none":
+        return None
+    if chosen:
+        if not os.path.isfile(chosen):
+            fail("BASELINE_MODULE=%s: no such file" % chosen)
+        return os.path.abspath(chosen)
+    built = os.path.join(BASELINE_DIR, "target", "release", "libredis_session.so")
+    if os.path.isfile(built):
+        return built
+    tool = cargo()
+    if tool is None:
+        fail("cargo not found: it builds the %s baseline (or set BASELINE_MODULE=<path.so>, "
+             "or BASELINE_MODULE=none)" % BASELINE_VERSION)
+    if subprocess.run(["git", "-C", ROOT, "cat-file", "-e", BASELINE_COMMIT + "^{commit}"],
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        fail("commit %s (%s) is not in this repository's history: set BASELINE_MODULE=<path.so>"
+             " or BASELINE_MODULE=none" % (BASELINE_COMMIT, BASELINE_VERSION))
+    log("building the %s baseline (commit %s) in %s, once"
+        % (BASELINE_VERSION, BASELINE_COMMIT, BASELINE_DIR))
+    os.makedirs(BASELINE_DIR, exist_ok=True)
+    archive = subprocess.Popen(["git", "-C", ROOT, "archive", BASELINE_COMMIT],
+                               stdout=subprocess.PIPE)
+    untar = subprocess.run(["tar", "-x", "-C", BASELINE_DIR], stdin=archive.stdout)
+    archive.stdout.close()
+    if archive.wait() != 0 or untar.returncode != 0:
+        fail("git archive %s | tar -x -C %s failed" % (BASELINE_COMMIT, BASELINE_DIR))
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(BASELINE_DIR, "target"))
+    build = subprocess.run([tool, "build", "--release", "--locked"], cwd=BASELINE_DIR, env=env)
+    if build.returncode != 0 or not os.path.isfile(built):
+        fail("building %s in %s failed" % (BASELINE_VERSION, BASELINE_DIR))
+    return built
+
+
 def main():
+    started = time.monotonic()
+    if ONLY not in ONLY_CHOICES:
+        fail("BENCH_ONLY=%r: expected one of %s" % (ONLY, ", ".join(c for c in ONLY_CHOICES if c)))
     for tool in (REDIS_SERVER, REDIS_BENCHMARK):
         if shutil.which(tool) is None:
             fail("%s not found (apt-get install redis-server redis-tools)" % tool)
     if not os.path.isfile(MODULE):
         fail("no module at %s: run `cargo build --release` (make bench does)" % MODULE)
+    baseline = None if PROFILE or ONLY == "expiry" else baseline_module()
     ncpu = os.cpu_count() or 1
     server_cpu = env_cpu("BENCH_SERVER_CPU", 0)
     client_cpu = env_cpu("BENCH_CLIENT_CPU", 1)
@@ -1002,7 +1399,7 @@ def main():
         server_cpu = client_cpu = None
 
     tmp = tempfile.mkdtemp(prefix="redis-session-bench-")
-    server = None
+    server = base_server = None
     try:
         server = Server(tmp, server_cpu)
         global METER
@@ -1012,19 +1409,34 @@ def main():
         if PROFILE:
             profile(server, conn, client_cpu)
             return
+        base = None
+        if baseline is not None and ONLY in ("", "commands", "memory"):
+            # The same server binary and flags, the same core; idle but for its own phases.
+            base_server = Server(tmp, server_cpu, module=baseline)
+            log("%s baseline: redis-server pid %d on 127.0.0.1:%d with %s"
+                % (BASELINE_VERSION, base_server.pid, base_server.port, baseline))
+            base = Conn(base_server.port)
         if ONLY == "memory":
-            results = {"machine": machine(conn), "minutes": 0,
-                       "memory": measure_memory(conn)}
-            tables = [render_memory(results["memory"])]
+            results = {"machine": machine(conn, baseline), "memory": measure_memory(conn, base)}
+            tables = [describe_modules(results["machine"]), render_memory(results["memory"])]
+        elif ONLY == "replication":
+            results = {"machine": machine(conn, baseline),
+                       "replication": measure_replications(tmp, baseline, server_cpu,
+                                                           client_cpu)}
+            tables = [describe_modules(results["machine"]),
+                      render_replication(results["replication"])]
         elif ONLY == "expiry":
-            results = {"machine": machine(conn), "minutes": 0}
+            results = {"machine": machine(conn)}
             tables = []
         else:
-            results = benchmark(server, conn, server_cpu, client_cpu)
+            results = benchmark(server, conn, base, baseline, server_cpu, client_cpu, tmp)
             tables = [render(results)]
+        if base_server is not None:
+            base_server.stop()  # done with: the expiry cost has servers of its own
         if ONLY in ("", "expiry"):
             results["expiry"] = measure_expiry(tmp, server_cpu)
             tables.append(render_expiry(results["expiry"]))
+        results["total_minutes"] = round((time.monotonic() - started) / 60, 1)
         table = "\n\n".join(tables)
         os.makedirs(OUT_DIR, exist_ok=True)
         with open(os.path.join(OUT_DIR, "results.json"), "w") as f:
@@ -1032,10 +1444,11 @@ def main():
         with open(os.path.join(OUT_DIR, "table.txt"), "w") as f:
             f.write(table + "\n")
         print(table)
-        log("took %.1f minutes; table and raw figures in %s" % (results["minutes"], OUT_DIR))
+        log("took %.1f minutes; table and raw figures in %s" % (results["total_minutes"], OUT_DIR))
     finally:
-        if server is not None:
-            server.stop()
+        for running in (base_server, server):
+            if running is not None:
+                running.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,5 +1,6 @@
 -- What users write instead of SESSION.CREATE: the client draws the token and computes the
--- index key and createdAt itself, and the script stores the module's layout in one step.
+-- index key and createdAt itself, and the script stores the module's 0.1.0 layout (a hash)
+-- in one step. create_string.lua writes the current layout (one string) the same way.
 --
 -- EVALSHA <sha> 2 <session key> <index key> <data JSON, with createdAt> <ttl seconds>
 --

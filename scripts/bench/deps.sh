@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make bench` needs beyond `make deps`, and only what is missing:
 # python3 (scripts/bench.py uses its standard library only), redis-benchmark (Debian's
-# redis-tools), taskset (util-linux) and, for BENCH_PROFILE=1, perf (linux-perf).
+# redis-tools), taskset (util-linux), git and tar to build the 0.1.0 baseline once (unless
+# BASELINE_MODULE is set) and, for BENCH_PROFILE=1, perf (linux-perf).
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -10,6 +11,12 @@ missing=()
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ -z "${BASELINE_MODULE:-}" ] \
+    && [ ! -f "$root/target/bench/baseline-0.1.0/target/release/libredis_session.so" ]; then
+    command -v git >/dev/null 2>&1 || missing+=(git)
+    command -v tar >/dev/null 2>&1 || missing+=(tar)
+fi
 if [ -n "${BENCH_PROFILE:-}" ] && [ "${BENCH_PROFILE}" != 0 ]; then
     command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
 fi

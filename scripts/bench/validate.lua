@@ -1,5 +1,5 @@
--- What users write instead of SESSION.VALIDATE: the same storage layout (a hash with the
--- fields data, ttl, deadline and indexes), read and prolonged in one script.
+-- What users write instead of SESSION.VALIDATE: the module's 0.1.0 storage layout (a hash
+-- with the fields data, ttl, deadline and indexes), read and prolonged in one script.
 --
 -- EVALSHA <sha> 1 <session key>
 --

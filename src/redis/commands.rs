@@ -809,7 +809,11 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let lifetime = found.stored.lifetime;
     let expire_at = lifetime.expire_at(now);
     let data = found.data().to_vec();
-    let list = found.indexes().map(<[u8]>::to_vec);
+    // Written anew as compact JSON (a 0.1.0 hash's field may hold any JSON spacing, which a
+    // layout-2 header cannot).
+    let list = (!indexes.is_empty())
+        .then(|| serde_json::to_vec(&indexes).ok())
+        .flatten();
     if !write_session(
         ctx,
         &new_key,
