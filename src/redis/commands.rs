@@ -140,13 +140,52 @@ impl Found {
     }
 }
 
+/// The dataset's secret as one command sees it: looked up the first time a layout-2 session
+/// needs it, then kept for the rest of the command (REVOKEINDEX and LIST read thousands).
+struct Secrets {
+    /// Whether the command may write the secret's key back if it went (see [`secret`]).
+    write: bool,
+    resolved: Option<Option<layout::Secret>>,
+}
+
+impl Secrets {
+    fn new(write: bool) -> Secrets {
+        Secrets {
+            write,
+            resolved: None,
+        }
+    }
+
+    fn get(&mut self, ctx: &Context) -> Option<layout::Secret> {
+        let write = self.write;
+        *self.resolved.get_or_insert_with(|| {
+            let settings = settings::current();
+            if write {
+                secret::for_writing(ctx, &settings, false)
+            } else {
+                secret::for_reading(ctx, &settings)
+            }
+        })
+    }
+}
+
 /// Opens the session named by `token`, or `None` when the token is malformed or its key is
 /// not a session this module wrote. Nothing is read beyond the type unless it is a hash.
 fn find(ctx: &Context, settings: &Settings, token: &[u8], write: bool) -> Option<Found> {
+    find_in(ctx, settings, token, &mut Secrets::new(write))
+}
+
+/// [`find`] for commands that find many sessions: `secrets` is looked up once for all.
+fn find_in(
+    ctx: &Context,
+    settings: &Settings,
+    token: &[u8],
+    secrets: &mut Secrets,
+) -> Option<Found> {
     if !token::is_well_formed(token) {
         return None;
     }
-    open_session(ctx, session_key(ctx, settings, token), write)
+    open_session_with(ctx, session_key(ctx, settings, token), secrets, true)
 }
 
 /// [`find`] for a token given as a command argument: without a key prefix the argument is
@@ -172,28 +211,24 @@ fn find_arg_with(
     } else {
         session_key(ctx, settings, token.as_slice())
     };
-    open_session_with(ctx, name, write, check_indexes)
+    open_session_with(ctx, name, &mut Secrets::new(write), check_indexes)
 }
 
-/// Opens the key `name` and reads it as a session.
-fn open_session(ctx: &Context, name: RedisString, write: bool) -> Option<Found> {
-    open_session_with(ctx, name, write, true)
-}
-
-/// [`open_session`], leaving the check of the index list to the caller when
-/// `check_indexes` is false (VALIDATE checks it while walking it, once).
+/// Opens the key `name` (for writing when `secrets` is a writer's) and reads it as a
+/// session, leaving the check of the index list to the caller when `check_indexes` is false
+/// (VALIDATE checks it while walking it, once).
 fn open_session_with(
     ctx: &Context,
     name: RedisString,
-    write: bool,
+    secrets: &mut Secrets,
     check_indexes: bool,
 ) -> Option<Found> {
-    let key = if write {
+    let key = if secrets.write {
         Key::write(ctx, &name)
     } else {
         Key::read(ctx, &name)
     };
-    let (body, stored) = read_session(ctx, &key, name.as_slice(), write, check_indexes)?;
+    let (body, stored) = read_session(ctx, &key, name.as_slice(), secrets, check_indexes)?;
     Some(Found {
         name,
         key,
@@ -204,25 +239,19 @@ fn open_session_with(
 
 /// Reads the open key `name` as a session, in either layout: a string of layout 2 whose tag
 /// the dataset's secret signs for this name, or a 0.1.0 hash whose fields are well-formed.
-/// `None` when it is not a session this module wrote. (`write`: the command may write the
-/// secret's key back if it went, see [`secret`].)
+/// `None` when it is not a session this module wrote.
 fn read_session(
     ctx: &Context,
     key: &Key,
     name: &[u8],
-    write: bool,
+    secrets: &mut Secrets,
     check_indexes: bool,
 ) -> Option<(Body, Stored)> {
     match key.kind() {
         Kind::String => {
             let value = key.string_value()?;
             let view = View::parse(value, check_indexes)?;
-            let settings = settings::current();
-            let secret = if write {
-                secret::for_writing(ctx, &settings, false)
-            } else {
-                secret::for_reading(ctx, &settings)
-            }?;
+            let secret = secrets.get(ctx)?;
             if !view.is_signed(&secret, name) {
                 return None;
             }
@@ -643,8 +672,9 @@ fn over_the_limit(
     let now = now_ms();
     let mut live: Vec<(i64, Vec<u8>, Found)> = Vec::new();
     let mut stale = Vec::new();
+    let mut secrets = Secrets::new(true);
     for token in tokens {
-        match find(ctx, settings, &token, true) {
+        match find_in(ctx, settings, &token, &mut secrets) {
             Some(found) if !found.stored.lifetime.is_over(now) => {
                 let expires = found.key.abs_expire().unwrap_or(i64::MAX);
                 live.push((expires, token, found));
@@ -897,9 +927,16 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // expiries to raise are raised after the caller's permissions for them are checked.
     // See `revocable`: on 7.0 under eviction the token's membership is checked too.
     let members_checked = !capabilities::key_events() && evicting(ctx);
+    // With key events and an expiry that stays where it is (renew-interval), no index set
+    // needs raising (none expired before the session a moment ago) and none needs checking
+    // (a lost one ended its sessions already): the list is only checked, not looked up.
+    let look_up = renewed.is_some() || !capabilities::key_events();
     let mut every_index_there = true;
     let mut to_raise: Vec<Vec<u8>> = Vec::new();
     let indexes_ok = found.indexes().is_none_or(|indexes| {
+        if !look_up {
+            return session::visit_index_list(indexes, |_| {});
+        }
         session::visit_index_list(indexes, |index| {
             match index_needs_raise(ctx, index, expire_at) {
                 None => every_index_there = false,
@@ -1119,11 +1156,12 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // First every session is found and the caller's permissions for everything it will
     // write are checked (its key, its other indexes): a refusal writes nothing.
     let mut doomed: Vec<(&[u8], Found)> = Vec::new();
+    let mut secrets = Secrets::new(true);
     for token in tokens.iter().map(Vec::as_slice) {
         if Some(token) == except {
             continue;
         }
-        match find(ctx, &settings, token, true) {
+        match find_in(ctx, &settings, token, &mut secrets) {
             Some(found) => {
                 caller.check(found.name.as_slice(), Access::Write)?;
                 caller.check_all(&found.index_keys(), Access::Write)?;
@@ -1185,8 +1223,9 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             caller.check(&name, Access::Read)?;
         }
     }
+    let mut secrets = Secrets::new(false);
     for token in tokens.iter().map(Vec::as_slice) {
-        match find(ctx, &settings, token, false) {
+        match find_in(ctx, &settings, token, &mut secrets) {
             // Past its max lifetime (see DESTROY): GET says nil, so LIST does not show it.
             Some(found) if found.stored.lifetime.is_over(now) => {}
             Some(found) => {
