@@ -265,7 +265,7 @@ fn reference_options(args: &[Vec<u8>]) -> Option<CreateOptions> {
                 let limit = reference_whole(value, 1).filter(|n| *n <= 1_000_000)?;
                 let deny = rest
                     .first()
-                    .is_some_and(|a| a.to_ascii_uppercase() == b"DENY");
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"DENY"));
                 if deny {
                     rest = &rest[1..];
                 }

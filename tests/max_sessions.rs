@@ -32,7 +32,10 @@ impl Events {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let cmd = format!("*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n", channel.len());
+        let cmd = format!(
+            "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+            channel.len()
+        );
         stream.write_all(cmd.as_bytes()).expect("SUBSCRIBE");
         let mut events = Events(BufReader::new(stream));
         assert_eq!(events.array()[0], "subscribe");
@@ -109,9 +112,7 @@ fn the_session_nearest_its_end_makes_room() {
     assert_eq!(info(&mut c, "session_sessions_ended_by_maxsessions"), 1);
     assert_eq!(info(&mut c, "session_destroyed"), 0);
     // The next one ends `a`, now the nearest its end, and `a` leaves `tenant:acme` too.
-    let f = c
-        .create(r#"{"user_id":150}"#, &["maxsessions", "3"])
-        .token;
+    let f = c.create(r#"{"user_id":150}"#, &["maxsessions", "3"]).token;
     assert_eq!(c.get(&a), None);
     assert!(!c.exists("tenant:acme") || !c.smembers("tenant:acme").contains(&a));
     assert_eq!(
@@ -120,7 +121,10 @@ fn the_session_nearest_its_end_makes_room() {
     );
     assert_eq!(info(&mut c, "session_sessions_ended_by_maxsessions"), 2);
     // The events name the ended sessions' keys, in order.
-    assert_eq!(vec![events.next(), events.next()], vec![b.clone(), a.clone()]);
+    assert_eq!(
+        vec![events.next(), events.next()],
+        vec![b.clone(), a.clone()]
+    );
 }
 
 /// A limit below the current count ends all but `n - 1` of them (the soonest first), so that
@@ -170,8 +174,8 @@ fn deny_refuses_at_the_limit_and_writes_nothing() {
     c.ok(&["DEL", &deleted]);
     c.ok(&["PEXPIRE", &expired, "1"]);
     std::thread::sleep(std::time::Duration::from_millis(20));
-    c.get(&expired); // lazily expired
-    // 2 live, 2 stale: DENY with 3 still creates.
+    // The GET expires it lazily. Then 2 live, 2 stale: DENY with 3 still creates.
+    c.get(&expired);
     let third = c
         .create(r#"{"user_id":150}"#, &["MAXSESSIONS", "3", "DENY"])
         .token;
@@ -251,7 +255,11 @@ fn concurrent_logins_never_overshoot() {
     assert_eq!(live_members(&mut c, "user_id:150"), members);
     assert_eq!(info(&mut c, "session_sessions_ended_by_maxsessions"), 497);
     // Exactly those three session keys exist for the user (plus user 1's and the secret).
-    assert_eq!(c.dbsize(), 3 + 1 + 1 + 1 + 1, "sessions, user 1's index, secret");
+    assert_eq!(
+        c.dbsize(),
+        3 + 1 + 1 + 1 + 1,
+        "sessions, user 1's index, secret"
+    );
 }
 
 /// The endings reach a replica without the module as plain commands: it holds exactly what
@@ -325,7 +333,10 @@ fn bad_arguments_are_refused_and_write_nothing() {
         (vec![b"MAXSESSIONS", b"  3"], bad_limit.into()),
         (vec![b"MAXSESSIONS", b"+3"], bad_limit.into()),
         (vec![b"MAXSESSIONS", b"0x3"], bad_limit.into()),
-        (vec![b"MAXSESSIONS", b"99999999999999999999"], bad_limit.into()),
+        (
+            vec![b"MAXSESSIONS", b"99999999999999999999"],
+            bad_limit.into(),
+        ),
         (
             vec![b"MAXSESSIONS", b"3", b"MAXSESSIONS", b"4"],
             "ERR option 'MAXSESSIONS' given twice".into(),

@@ -867,7 +867,10 @@ fn an_index_key_of_another_type_refuses_the_rotation() {
     if !key_events {
         assert_eq!(replies[7], Value::Nil, "7.0: ROTATE ends the session");
         assert_eq!(replies[13], Value::Nil, "7.0: and then knows no session");
-        assert!(info.contains("session_sessions_ended_by_lost_index:1"), "{info}");
+        assert!(
+            info.contains("session_sessions_ended_by_lost_index:1"),
+            "{info}"
+        );
         assert_eq!(c.validate(&token), None);
         assert!(!c.exists(&token));
         assert!(!c.smembers("user_id:150").contains(&token));
