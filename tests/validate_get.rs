@@ -122,6 +122,21 @@ fn validate_raises_index_key_expiry() {
     assert!(c.pexpiretime("tenant_id:t") >= exp);
 }
 
+/// A VALIDATE that leaves the session's expiry where it is (here capped by its max lifetime,
+/// which is what the same millisecond does by chance) still raises a hand-shortened index
+/// expiry with renew-interval 0.
+#[test]
+fn validate_raises_index_key_expiry_when_the_session_expiry_stays() {
+    let s = Server::start(&["indexes", "user_id"]);
+    let mut c = s.conn();
+    let created = c.create(r#"{"user_id":150}"#, &["TTL", "100", "MAXLIFETIME", "100"]);
+    let exp = c.pexpiretime(&created.token);
+    c.ok(&["PEXPIRE", "user_id:150", "1000"]);
+    assert!(c.validate(&created.token).is_some());
+    assert_eq!(c.pexpiretime(&created.token), exp, "capped by the max lifetime");
+    assert!(c.pexpiretime("user_id:150") >= exp);
+}
+
 #[test]
 fn validate_leaves_persistent_index_persistent() {
     let s = Server::start(&["indexes", "user_id"]);

@@ -927,10 +927,13 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // expiries to raise are raised after the caller's permissions for them are checked.
     // See `revocable`: on 7.0 under eviction the token's membership is checked too.
     let members_checked = !capabilities::key_events() && evicting(ctx);
-    // With key events and an expiry that stays where it is (renew-interval), no index set
-    // needs raising (none expired before the session a moment ago) and none needs checking
-    // (a lost one ended its sessions already): the list is only checked, not looked up.
-    let look_up = renewed.is_some() || !capabilities::key_events();
+    // With key events and an expiry that renew-interval leaves where it is, no index set is
+    // looked up: none needs checking (a lost one ended its sessions already), and one whose
+    // expiry was shortened by hand is raised at the next renewal (if it expires first, its
+    // sessions end: fail closed). The list is only checked. With renew-interval 0 every
+    // VALIDATE looks them up, also when the expiry is already there (same millisecond).
+    let look_up =
+        renewed.is_some() || settings.renew_interval == 0 || !capabilities::key_events();
     let mut every_index_there = true;
     let mut to_raise: Vec<Vec<u8>> = Vec::new();
     let indexes_ok = found.indexes().is_none_or(|indexes| {
