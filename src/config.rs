@@ -102,6 +102,9 @@ pub struct Settings {
     /// Seconds: VALIDATE rewrites a session's expiry only when its remaining time is at most
     /// TTL minus this (0: on every VALIDATE).
     pub renew_interval: i64,
+    /// Not a setting: whether the server runs in cluster mode (fixed for the process, read
+    /// at load). Sessions and indexes are then placed by hash slot (`crate::cluster`).
+    pub cluster: bool,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             index_prefix: String::new(),
             max_data_bytes: 65536,
             renew_interval: 0,
+            cluster: false,
         }
     }
 }
@@ -167,6 +171,17 @@ impl Settings {
     pub fn set_text(&mut self, setting: Setting, value: &str) -> Result<()> {
         if value.contains('\0') {
             return Err(setting.error("value contains a NUL byte"));
+        }
+        if self.cluster {
+            let names = match setting {
+                Setting::Indexes => parse_indexes(value)?,
+                Setting::KeyPrefix | Setting::IndexPrefix => vec![value.to_string()],
+                _ => Vec::new(),
+            };
+            for name in &names {
+                crate::cluster::check_names(setting.name(), name)
+                    .map_err(|reason| setting.error(format!("in cluster mode {reason}")))?;
+            }
         }
         match setting {
             Setting::Indexes => self.indexes = parse_indexes(value)?,
@@ -239,6 +254,32 @@ pub fn parse_indexes(value: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn braces_in_names_are_refused_in_cluster_mode_only() {
+        let mut standalone = Settings::default();
+        assert!(standalone.set_text(Setting::KeyPrefix, "s{x}:").is_ok());
+        let mut cluster = Settings {
+            cluster: true,
+            ..Settings::default()
+        };
+        for (setting, value) in [
+            (Setting::KeyPrefix, "s{x}:"),
+            (Setting::IndexPrefix, "}"),
+            (Setting::Indexes, "user_id,a{b"),
+        ] {
+            let e = cluster.set_text(setting, value).unwrap_err().to_string();
+            assert!(e.contains("in cluster mode"), "{e}");
+        }
+        assert_eq!(
+            cluster,
+            Settings {
+                cluster: true,
+                ..Settings::default()
+            }
+        );
+        assert!(cluster.set_text(Setting::Indexes, "user_id,tenant").is_ok());
+    }
 
     #[test]
     fn property_names_with_a_colon_are_refused() {

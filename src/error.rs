@@ -34,6 +34,8 @@ pub enum Error {
         live: usize,
         limit: i64,
     },
+    /// CREATE's `ROUTE` without its key.
+    MissingRoute,
     /// An option the command does not know.
     UnknownOption(String),
     /// The same option twice.
@@ -52,6 +54,19 @@ pub enum Error {
     Setting { name: String, reason: String },
     /// The session secret's key holds something other than a secret.
     SecretUnusable(String),
+    /// Cluster mode: REVOKEINDEX or LIST of a property other than the first of `indexes`,
+    /// whose sessions are spread over the cluster.
+    NotThePrimaryIndex { property: String, primary: String },
+    /// Cluster mode: the keys a command would write are in different hash slots (ROUTE not
+    /// in the session's slot, UPDATE moving a session to another primary index value).
+    CrossSlot(String),
+    /// Cluster mode: a key the command needs is missing here while its slot is being
+    /// migrated, so it may be on the other node: retry, as for Redis's multi-key commands.
+    TryAgain,
+    /// Cluster mode: the slot is served by another node.
+    Moved { slot: u16, address: String },
+    /// Cluster mode: the cluster is down (or this node cannot tell where a slot is).
+    ClusterDown(String),
     /// Something inside the module went wrong that no input should cause.
     Internal(String),
 }
@@ -101,10 +116,11 @@ impl fmt::Display for Error {
                 f,
                 "ERR MAXSESSIONS {limit} DENY: index '{index}' already has {live} live sessions; nothing was written"
             ),
+            Error::MissingRoute => f.write_str("ERR ROUTE needs a key name after it"),
             Error::UnknownOption(opt) => {
                 write!(
                     f,
-                    "ERR unknown option '{opt}' (expected TTL, MAXLIFETIME or MAXSESSIONS)"
+                    "ERR unknown option '{opt}' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)"
                 )
             }
             Error::DuplicateOption(opt) => write!(f, "ERR option '{opt}' given twice"),
@@ -133,6 +149,19 @@ impl fmt::Display for Error {
                 "ERR key '{key}' holds something other than the session secret \
                  (32 lowercase hex digits): sessions cannot be written until it is deleted"
             ),
+            Error::NotThePrimaryIndex { property, primary } => write!(
+                f,
+                "ERR in cluster mode only the first property of session.indexes ('{primary}') \
+                 can be revoked or listed: sessions live in the hash slot of their first \
+                 indexed value, so an index of '{property}' would not reach all of them"
+            ),
+            Error::CrossSlot(what) => write!(f, "CROSSSLOT {what}; nothing was written"),
+            Error::TryAgain => f.write_str(
+                "TRYAGAIN a key this command needs is not on this node while its hash slot is \
+                 being migrated; nothing was written",
+            ),
+            Error::Moved { slot, address } => write!(f, "MOVED {slot} {address}"),
+            Error::ClusterDown(what) => write!(f, "CLUSTERDOWN {what}"),
             Error::Internal(what) => write!(f, "ERR internal error in redis-session: {what}"),
         }
     }

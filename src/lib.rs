@@ -5,6 +5,7 @@
 //! file holds only the registration table.
 
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod json;

@@ -143,7 +143,7 @@ fn option_value() -> impl Strategy<Value = Vec<u8>> {
 fn option_keyword() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         3 => prop::sample::select(vec![
-            "TTL", "ttl", "Ttl", "MAXLIFETIME", "maxLifetime", "MAXSESSIONS", "maxsessions", "DENY",
+            "TTL", "ttl", "Ttl", "MAXLIFETIME", "maxLifetime", "MAXSESSIONS", "maxsessions", "DENY", "ROUTE", "route",
             "deny",
         ])
             .prop_map(|s| s.as_bytes().to_vec()),
@@ -255,8 +255,10 @@ fn reference_options(args: &[Vec<u8>]) -> Option<CreateOptions> {
     while !rest.is_empty() {
         let keyword = rest[0].to_ascii_uppercase();
         let value = rest.get(1)?;
+        let at = args.len() - rest.len() + 1;
         rest = &rest[2..];
         match keyword.as_slice() {
+            b"ROUTE" if options.route.is_none() => options.route = Some(at),
             b"TTL" if options.ttl.is_none() => options.ttl = Some(reference_whole(value, 1)?),
             b"MAXLIFETIME" if options.max_lifetime.is_none() => {
                 options.max_lifetime = Some(reference_whole(value, 0)?)

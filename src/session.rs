@@ -44,17 +44,29 @@ pub struct CreateOptions {
     pub ttl: Option<i64>,
     pub max_lifetime: Option<i64>,
     pub max_sessions: Option<MaxSessions>,
+    /// `ROUTE key`: where in the parsed arguments the key is (the cluster routing key: a key
+    /// name in the hash slot the session will live in).
+    pub route: Option<usize>,
 }
 
 impl CreateOptions {
-    /// Parses `[TTL seconds] [MAXLIFETIME seconds] [MAXSESSIONS n [DENY]]` in any order,
-    /// keywords case-insensitive, each once.
+    /// Parses `[TTL seconds] [MAXLIFETIME seconds] [MAXSESSIONS n [DENY]] [ROUTE key]` in
+    /// any order, keywords case-insensitive, each once.
     pub fn parse(args: &[&[u8]]) -> Result<CreateOptions> {
         let mut options = CreateOptions::default();
-        let mut rest = args.iter().peekable();
-        while let Some(keyword) = rest.next() {
-            let value = rest.next();
-            if keyword.eq_ignore_ascii_case(b"TTL") {
+        let mut rest = args.iter().enumerate().peekable();
+        while let Some((_, keyword)) = rest.next() {
+            let value_at = rest.next();
+            let value = value_at.map(|(_, v)| v);
+            if keyword.eq_ignore_ascii_case(b"ROUTE") {
+                if options.route.is_some() {
+                    return Err(Error::DuplicateOption("ROUTE".into()));
+                }
+                let Some((at, _)) = value_at else {
+                    return Err(Error::MissingRoute);
+                };
+                options.route = Some(at);
+            } else if keyword.eq_ignore_ascii_case(b"TTL") {
                 if options.ttl.is_some() {
                     return Err(Error::DuplicateOption("TTL".into()));
                 }
@@ -79,7 +91,7 @@ impl CreateOptions {
                     .filter(|n| *n <= MAX_SESSIONS_LIMIT)
                     .ok_or(Error::BadMaxSessions)?;
                 let deny = rest
-                    .next_if(|next| next.eq_ignore_ascii_case(b"DENY"))
+                    .next_if(|(_, next)| next.eq_ignore_ascii_case(b"DENY"))
                     .is_some();
                 options.max_sessions = Some(MaxSessions { limit, deny });
             } else {
@@ -315,6 +327,20 @@ pub fn named_index(settings: &Settings, property: &[u8], value: &[u8]) -> Result
             String::from_utf8_lossy(property).into_owned(),
         ));
     };
+    if settings.cluster {
+        let primary = settings.indexes.first().map_or("", String::as_str);
+        if property != primary {
+            return Err(Error::NotThePrimaryIndex {
+                property: property.to_string(),
+                primary: primary.to_string(),
+            });
+        }
+        return Ok(crate::cluster::index_key(
+            settings.index_prefix.as_bytes(),
+            property.as_bytes(),
+            value,
+        ));
+    }
     let mut key =
         Vec::with_capacity(settings.index_prefix.len() + property.len() + 1 + value.len());
     key.extend_from_slice(settings.index_prefix.as_bytes());
@@ -344,7 +370,9 @@ pub fn token_of_key<'a>(settings: &Settings, name: &'a [u8]) -> Option<&'a [u8]>
         .filter(|token| crate::token::is_well_formed(token))
 }
 
-/// The index keys a session with `data` joins under `settings`.
+/// The index keys a session with `data` joins under `settings`. In cluster mode only the
+/// primary one (the first property of `indexes` that the data has a value of), named as
+/// `cluster::index_key` says: the session lives in its hash slot.
 fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
     let mut keys: Vec<String> = Vec::new();
     // `config::parse_indexes` keeps each property once and none holds `:`, so distinct
@@ -354,8 +382,22 @@ fn index_keys(data: &Object, settings: &Settings) -> Result<Vec<String>> {
             continue;
         };
         if let Some(text) = json::index_value(property, value)? {
+            if settings.cluster {
+                let key = crate::cluster::index_key(
+                    settings.index_prefix.as_bytes(),
+                    property.as_bytes(),
+                    text.as_bytes(),
+                );
+                // Built from UTF-8 parts with ASCII braces and tags only.
+                keys.push(String::from_utf8_lossy(&key).into_owned());
+                // Every property is checked (a bad value is refused as without cluster).
+                continue;
+            }
             keys.push(index_key(&settings.index_prefix, property, &text));
         }
+    }
+    if settings.cluster {
+        keys.truncate(1);
     }
     Ok(keys)
 }
@@ -546,6 +588,7 @@ mod tests {
                     ttl: Some(1),
                     max_lifetime: Some(0),
                     max_sessions: None,
+                    route: None,
                 }),
             ),
             (&[b"TTL", b"0"], Err(Error::BadTtl)),
@@ -571,7 +614,7 @@ mod tests {
                 ..CreateOptions::default()
             })
         };
-        let cases: [(&[&[u8]], Result<CreateOptions>); 12] = [
+        let cases: [(&[&[u8]], Result<CreateOptions>); 15] = [
             (&[b"MAXSESSIONS", b"3"], limit(3, false)),
             (&[b"maxsessions", b"3", b"deny"], limit(3, true)),
             (
@@ -587,7 +630,21 @@ mod tests {
                         limit: 2,
                         deny: false,
                     }),
+                    route: None,
                 }),
+            ),
+            (
+                &[b"TTL", b"5", b"route", b"user_id:{150}"],
+                Ok(CreateOptions {
+                    ttl: Some(5),
+                    route: Some(3),
+                    ..CreateOptions::default()
+                }),
+            ),
+            (&[b"ROUTE"], Err(Error::MissingRoute)),
+            (
+                &[b"ROUTE", b"a", b"ROUTE", b"a"],
+                Err(Error::DuplicateOption("ROUTE".into())),
             ),
             (&[b"MAXSESSIONS", b"0"], Err(Error::BadMaxSessions)),
             (&[b"MAXSESSIONS", b"1000001"], Err(Error::BadMaxSessions)),
@@ -667,6 +724,7 @@ mod tests {
                 ttl: Some(60),
                 max_lifetime: Some(0),
                 max_sessions: None,
+                route: None,
             })
         );
         assert_eq!(CreateOptions::parse(&[b"TTL", b"000"]), Err(Error::BadTtl));
@@ -751,6 +809,7 @@ mod tests {
             ttl: Some(10),
             max_lifetime: Some(0),
             max_sessions: None,
+            route: None,
         };
         let s = NewSession::plan(b"{}", opts, &st, NOW).unwrap();
         assert_eq!(

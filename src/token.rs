@@ -26,11 +26,16 @@ pub fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// True when `token` could have been made by [`generate`]: lowercase hex, 32 to 256 chars.
-/// Anything else is treated as an unknown token without looking at the keyspace.
+/// True when `token` could have been made by [`generate`]: lowercase hex, 32 to 256 chars,
+/// after the slot tag `{<1 to 4 letters or digits>}` of a cluster-mode token, if it has one
+/// (`crate::cluster`). Anything else is treated as an unknown token without looking at the
+/// keyspace.
 pub fn is_well_formed(token: &[u8]) -> bool {
-    (MIN_LEN..=MAX_LEN).contains(&token.len())
-        && token
+    let Some((_, hex)) = crate::cluster::split_token(token) else {
+        return false;
+    };
+    (MIN_LEN..=MAX_LEN).contains(&hex.len())
+        && hex
             .iter()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
@@ -65,8 +70,17 @@ mod tests {
     #[test]
     fn malformed_tokens_are_rejected() {
         let ok = "a".repeat(32);
-        let cases: [(&[u8], bool); 9] = [
+        let tagged = format!("{{06S}}{ok}");
+        let long_tag = format!("{{06S00}}{ok}");
+        let short_hex = format!("{{06S}}{}", "a".repeat(31));
+        let cases: [(&[u8], bool); 15] = [
             (ok.as_bytes(), true),
+            (tagged.as_bytes(), true),
+            (long_tag.as_bytes(), false),
+            (short_hex.as_bytes(), false),
+            (b"{}00000000000000000000000000000000", false),
+            (b"{a}0000000000000000000000000000000g", false),
+            (b"{a-}00000000000000000000000000000000", false),
             (&[b'0'; 256], true),
             (&[b'0'; 31], false),
             (&[b'0'; 257], false),

@@ -431,12 +431,12 @@ fn create_refuses_unknown_option() {
     assert_refused(
         &mut c,
         &[r#"{"user_id":1}"#, "FOO", "1"],
-        "ERR unknown option 'FOO' (expected TTL, MAXLIFETIME or MAXSESSIONS)",
+        "ERR unknown option 'FOO' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)",
     );
     assert_refused(
         &mut c,
         &[r#"{"user_id":1}"#, "TTL", "5", "EX", "5"],
-        "ERR unknown option 'EX' (expected TTL, MAXLIFETIME or MAXSESSIONS)",
+        "ERR unknown option 'EX' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)",
     );
 }
 

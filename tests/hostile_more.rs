@@ -1172,7 +1172,7 @@ fn nul_bytes_in_names_and_indexed_values_go_through_every_command() {
     expect_error(
         &mut c,
         &[&b"SESSION.CREATE"[..], b"{}", b"TTL\x00", b"60"],
-        "ERR unknown option 'TTL\\u{0}' (expected TTL, MAXLIFETIME or MAXSESSIONS)",
+        "ERR unknown option 'TTL\\u{0}' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)",
     );
     expect_same_db(
         &mut c,
@@ -1230,7 +1230,7 @@ fn invalid_utf8_in_every_argument_position_gets_a_reply() {
         ),
         (
             vec![b"SESSION.CREATE", b"{}", bad, b"60"],
-            Err("ERR unknown option '\\u{fffd}\\u{fffd}' (expected TTL, MAXLIFETIME or MAXSESSIONS)"),
+            Err("ERR unknown option '\\u{fffd}\\u{fffd}' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)"),
         ),
         (
             vec![b"SESSION.CREATE", b"{}", b"TTL", bad],
@@ -1533,8 +1533,9 @@ fn unknown_options_are_refused_by_name() {
     let mut c = s.conn();
     let session = c.create(r#"{"user_id":1}"#, &[]);
     let t = session.token.as_str();
-    let unknown =
-        |o: &str| format!("ERR unknown option '{o}' (expected TTL, MAXLIFETIME or MAXSESSIONS)");
+    let unknown = |o: &str| {
+        format!("ERR unknown option '{o}' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)")
+    };
     for opt in [
         "EX", "PX", "KEEPTTL", "NX", "TTL=5", "TT", "TTLS", "MAX", "EXCEPT", "",
     ] {

@@ -343,11 +343,11 @@ fn bad_arguments_are_refused_and_write_nothing() {
         ),
         (
             vec![b"DENY"],
-            "ERR unknown option 'DENY' (expected TTL, MAXLIFETIME or MAXSESSIONS)".into(),
+            "ERR unknown option 'DENY' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)".into(),
         ),
         (
             vec![b"MAXSESSIONS", b"3", b"DENY", b"DENY"],
-            "ERR unknown option 'DENY' (expected TTL, MAXLIFETIME or MAXSESSIONS)".into(),
+            "ERR unknown option 'DENY' (expected TTL, MAXLIFETIME, MAXSESSIONS or ROUTE)".into(),
         ),
     ];
     for (options, want) in cases {

@@ -133,7 +133,11 @@ fn validate_raises_index_key_expiry_when_the_session_expiry_stays() {
     let exp = c.pexpiretime(&created.token);
     c.ok(&["PEXPIRE", "user_id:150", "1000"]);
     assert!(c.validate(&created.token).is_some());
-    assert_eq!(c.pexpiretime(&created.token), exp, "capped by the max lifetime");
+    assert_eq!(
+        c.pexpiretime(&created.token),
+        exp,
+        "capped by the max lifetime"
+    );
     assert!(c.pexpiretime("user_id:150") >= exp);
 }
 

@@ -932,8 +932,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // expiry was shortened by hand is raised at the next renewal (if it expires first, its
     // sessions end: fail closed). The list is only checked. With renew-interval 0 every
     // VALIDATE looks them up, also when the expiry is already there (same millisecond).
-    let look_up =
-        renewed.is_some() || settings.renew_interval == 0 || !capabilities::key_events();
+    let look_up = renewed.is_some() || settings.renew_interval == 0 || !capabilities::key_events();
     let mut every_index_there = true;
     let mut to_raise: Vec<Vec<u8>> = Vec::new();
     let indexes_ok = found.indexes().is_none_or(|indexes| {

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod capabilities;
+pub mod cluster;
 pub mod commands;
 pub mod docs;
 pub mod effects;
@@ -56,6 +57,9 @@ pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
         Ok(()) => {
             // After the settings: the key specs depend on whether a key prefix is set.
             let prefixed = !settings::current().key_prefix.is_empty();
+            if settings::current().cluster {
+                cluster::init(ctx);
+            }
             guard::catch(|| docs::register(ctx, prefixed), || ());
             Status::Ok
         }

@@ -170,7 +170,12 @@ static INDEX_PREFIX: Text = Text(Setting::IndexPrefix);
 /// A bad value anywhere refuses the load, with one warning line in the log.
 pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
     let raw_args: Vec<&[u8]> = args.iter().map(RedisString::as_slice).collect();
-    let mut initial = Settings::default();
+    let mut initial = Settings {
+        cluster: ctx
+            .get_flags()
+            .contains(redis_module::ContextFlags::CLUSTER),
+        ..Settings::default()
+    };
     initial.apply_load_args(&raw_args).map_err(|e| match &e {
         Error::Setting { name, reason } => format!("bad load argument '{name}': {reason}"),
         other => other.to_string(),
