@@ -18,11 +18,26 @@ pub enum KeyUse {
     Delete,
 }
 
+/// The key argument a command is routed by in cluster mode besides the token (README
+/// "Cluster"), declared in its key specs so that cluster clients find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `<keyword> key` anywhere after `data` (CREATE's `ROUTE key`): a key name in the slot
+    /// the session will live in, judged by ACL key patterns like any key.
+    Keyword(&'static CStr),
+    /// The argument at this position (REVOKEINDEX's and LIST's `value`), which is not a key
+    /// but hashes to the slot of the index key it names: declared `NOT_KEY`, so that ACL key
+    /// patterns do not judge it (the index key itself is checked by the module).
+    NotKeyAt(i32),
+}
+
 /// The type of an argument as COMMAND DOCS shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
     /// The token: declared as the command's key.
     Key,
+    /// The cluster routing key ([`Route`]).
+    RouteKey,
     String,
     Integer,
     /// A keyword alone (`DENY`), its name being the keyword.
@@ -49,6 +64,8 @@ pub struct CommandDoc {
     pub arity: i32,
     /// The key at argument 1, when the command declares one.
     pub key: Option<KeyUse>,
+    /// The routing key it declares besides, if any.
+    pub route: Option<Route>,
     /// The ACL categories its flags imply (`@write`/`@read`, `@fast`/`@slow`), given to
     /// `RedisModule_SetCommandACLCategories` where the server has it (7.2+), so that
     /// `ACL SETUSER u -@write` keeps a read-only user from every writing SESSION.* command.
@@ -76,7 +93,8 @@ const fn option(name: &'static CStr, kind: ArgKind, token: &'static CStr) -> Arg
 
 const TOKEN: Arg = arg(c"token", ArgKind::Key);
 const PROPERTY: Arg = arg(c"property", ArgKind::String);
-const VALUE: Arg = arg(c"value", ArgKind::String);
+/// REVOKEINDEX's and LIST's value: also their cluster routing key ([`Route::NotKeyAt`]).
+const VALUE: Arg = arg(c"value", ArgKind::RouteKey);
 
 /// Every command, in the order the README documents them.
 pub const COMMANDS: &[CommandDoc] = &[
@@ -86,6 +104,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) in the size of the data, plus O(1) per configured index; with MAXSESSIONS, plus O(M) in the sessions of the primary index value",
         arity: -2,
         key: None,
+        route: Some(Route::Keyword(c"ROUTE")),
         acl_categories: c"write slow",
         args: &[
             arg(c"data", ArgKind::String),
@@ -93,6 +112,7 @@ pub const COMMANDS: &[CommandDoc] = &[
             option(c"max-seconds", ArgKind::Integer, c"MAXLIFETIME"),
             option(c"limit", ArgKind::Integer, c"MAXSESSIONS"),
             option(c"deny", ArgKind::PureToken, c"DENY"),
+            option(c"key", ArgKind::RouteKey, c"ROUTE"),
         ],
     },
     CommandDoc {
@@ -100,6 +120,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         summary: c"Returns a session's data and prolongs its expiry",
         complexity: c"O(1) for the session plus O(1) per index it is in",
         arity: 2,
+        route: None,
         key: Some(KeyUse::Update),
         acl_categories: c"write fast",
         args: &[TOKEN],
@@ -109,6 +130,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         summary: c"Returns a session's data without prolonging it",
         complexity: c"O(1)",
         arity: 2,
+        route: None,
         key: Some(KeyUse::Read),
         acl_categories: c"read fast",
         args: &[TOKEN],
@@ -118,6 +140,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         summary: c"Applies a JSON Merge Patch to a session's data and prolongs it",
         complexity: c"O(N) in the size of the data, plus O(1) per index it joins or leaves",
         arity: 3,
+        route: None,
         key: Some(KeyUse::Update),
         acl_categories: c"write slow",
         args: &[TOKEN, arg(c"patch", ArgKind::String)],
@@ -127,6 +150,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         summary: c"Gives a session a new token; the old one ends, or reads for a grace window",
         complexity: c"O(N) in the size of the data, plus O(1) per index the session is in",
         arity: -2,
+        route: None,
         key: Some(KeyUse::Delete),
         acl_categories: c"write slow",
         args: &[TOKEN, option(c"seconds", ArgKind::Integer, c"GRACE")],
@@ -136,6 +160,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         summary: c"Deletes a session and removes its token from its indexes",
         complexity: c"O(1) per index the session is in",
         arity: 2,
+        route: None,
         key: Some(KeyUse::Delete),
         acl_categories: c"write slow",
         args: &[TOKEN],
@@ -146,6 +171,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) where N is the number of tokens in the index",
         arity: -3,
         key: None,
+        route: Some(Route::NotKeyAt(2)),
         acl_categories: c"write slow",
         args: &[
             PROPERTY,
@@ -159,6 +185,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         complexity: c"O(N) where N is the number of tokens in the index",
         arity: 3,
         key: None,
+        route: Some(Route::NotKeyAt(2)),
         acl_categories: c"write slow",
         args: &[PROPERTY, VALUE],
     },

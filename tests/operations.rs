@@ -264,7 +264,37 @@ fn expected_flags(name: &str) -> BTreeSet<String> {
     if matches!(name, "session.get" | "session.validate") {
         flags.insert("fast".into());
     }
+    // CREATE's cluster routing key (`ROUTE key`) is found by keyword.
+    if name == "session.create" {
+        flags.insert("movablekeys".into());
+    }
     flags
+}
+
+/// The cluster routing key of the commands without a token (README "Cluster"): CREATE's
+/// `ROUTE key` found by keyword, REVOKEINDEX's and LIST's value at argument 2, not a key.
+fn check_route_spec(name: &str, specs: &[Json]) {
+    assert_eq!(specs.len(), 1, "{name}: one key spec, got {specs:?}");
+    let spec = pairs(&specs[0]);
+    let bs = pairs(&spec["begin_search"]);
+    let bs_spec = pairs(&bs["spec"]);
+    let flags = string_set(&spec["flags"]);
+    if name == "session.create" {
+        assert_eq!(bs["type"], json!("keyword"), "{name}: begin_search");
+        assert_eq!(bs_spec["keyword"], json!("ROUTE"), "{name}: keyword");
+        assert_eq!(flags, ["RW", "insert"].map(String::from).into(), "{name}");
+    } else {
+        assert_eq!(bs["type"], json!("index"), "{name}: begin_search");
+        assert_eq!(bs_spec["index"], json!(2), "{name}: the value");
+        assert_eq!(flags, ["RO", "not_key"].map(String::from).into(), "{name}");
+    }
+    let fk = pairs(&spec["find_keys"]);
+    let range = pairs(&fk["spec"]);
+    assert_eq!(
+        (&range["lastkey"], &range["keystep"], &range["limit"]),
+        (&json!(0), &json!(1), &json!(0)),
+        "{name}: one key"
+    );
 }
 
 #[test]
@@ -283,7 +313,12 @@ fn command_info_gives_arity_flags_and_key_positions() {
         assert_eq!(e[0], json!(name), "name");
         assert_eq!(e[1], json!(arity), "{name}: arity");
         assert_eq!(string_set(&e[2]), expected_flags(name), "{name}: flags");
-        let (first, last, step) = if *has_key { (1, 1, 1) } else { (0, 0, 0) };
+        let (first, last, step) = match (*has_key, *name) {
+            (true, _) => (1, 1, 1),
+            (false, "session.create") => (0, 0, 0),
+            // The value, a routing key for cluster clients that read this range.
+            (false, _) => (2, 2, 1),
+        };
         assert_eq!(
             (&e[3], &e[4], &e[5]),
             (&json!(first), &json!(last), &json!(step)),
@@ -291,7 +326,7 @@ fn command_info_gives_arity_flags_and_key_positions() {
         );
         let specs = e[8].as_array().expect("key specs");
         if !has_key {
-            assert!(specs.is_empty(), "{name} declares no key, got {specs:?}");
+            check_route_spec(name, specs);
             continue;
         }
         assert_eq!(specs.len(), 1, "{name}: one key spec, got {specs:?}");
@@ -346,8 +381,24 @@ fn command_getkeys_returns_the_token_for_commands_with_a_key() {
         to_json(&c.ok(&["COMMAND", "GETKEYS", "SESSION.GET", "abc"])),
         json!(["abc"])
     );
+    // CREATE's routing key when given (cluster clients such as redis-py route by it).
+    assert_eq!(
+        to_json(&c.ok(&[
+            "COMMAND",
+            "GETKEYS",
+            "session.create",
+            "{}",
+            "TTL",
+            "5",
+            "ROUTE",
+            "user_id:{1}"
+        ])),
+        json!(["user_id:{1}"])
+    );
+    let e = c.err(&["COMMAND", "GETKEYS", "session.create", "{}"]);
+    assert!(e.contains("Invalid arguments"), "GETKEYS create: {e}");
+    // The value of REVOKEINDEX and LIST is no key (not_key): GETKEYS leaves it out.
     for args in [
-        vec!["session.create", "{}"],
         vec!["session.revokeindex", "user_id", "1"],
         vec!["session.list", "user_id", "1"],
     ] {
@@ -371,16 +422,17 @@ fn expected_args(name: &str) -> Vec<ArgDoc> {
             o("max-seconds", "integer", "MAXLIFETIME"),
             o("limit", "integer", "MAXSESSIONS"),
             o("deny", "pure-token", "DENY"),
+            o("key", "key", "ROUTE"),
         ],
         "session.validate" | "session.get" | "session.destroy" => vec![a("token", "key")],
         "session.update" => vec![a("token", "key"), a("patch", "string")],
         "session.rotate" => vec![a("token", "key"), o("seconds", "integer", "GRACE")],
         "session.revokeindex" => vec![
             a("property", "string"),
-            a("value", "string"),
+            a("value", "key"),
             o("token", "string", "EXCEPT"),
         ],
-        "session.list" => vec![a("property", "string"), a("value", "string")],
+        "session.list" => vec![a("property", "string"), a("value", "key")],
         other => panic!("unknown command {other}"),
     }
 }

@@ -10,7 +10,7 @@
 //! nothing written.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use redis_module::{raw, Context, ContextFlags, RedisValue};
 
@@ -20,8 +20,17 @@ use crate::error::Error;
 /// load in cluster mode: what [`probe`] asks the server through.
 static PROBE_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Whether the server runs in cluster mode (set once at load).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the server runs in cluster mode.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// Makes the probe context; called once at load when the server runs in cluster mode.
 pub fn init(ctx: &Context) {
+    ENABLED.store(true, Ordering::Relaxed);
     // SAFETY: the API table is filled before OnLoad's init runs.
     let Some(detached) = (unsafe { raw::RedisModule_GetDetachedThreadSafeContext }) else {
         return;

@@ -141,11 +141,13 @@ impl Found {
 }
 
 /// The dataset's secret as one command sees it: looked up the first time a layout-2 session
-/// needs it, then kept for the rest of the command (REVOKEINDEX and LIST read thousands).
+/// needs it, then kept for the rest of the command (REVOKEINDEX and LIST read thousands). In
+/// cluster mode it is the secret of a hash slot: looked up again for a session of another slot.
 struct Secrets {
     /// Whether the command may write the secret's key back if it went (see [`secret`]).
     write: bool,
-    resolved: Option<Option<layout::Secret>>,
+    /// The slot looked up (0 outside cluster mode) and what was found.
+    resolved: Option<(u16, Option<layout::Secret>)>,
 }
 
 impl Secrets {
@@ -156,16 +158,27 @@ impl Secrets {
         }
     }
 
-    fn get(&mut self, ctx: &Context) -> Option<layout::Secret> {
-        let write = self.write;
-        *self.resolved.get_or_insert_with(|| {
-            let settings = settings::current();
-            if write {
-                secret::for_writing(ctx, &settings, false)
-            } else {
-                secret::for_reading(ctx, &settings)
+    /// The secret for the session key `name`.
+    fn get(&mut self, ctx: &Context, name: &[u8]) -> Option<layout::Secret> {
+        let slot = if super::cluster::enabled() {
+            super::cluster::key_slot(name)
+        } else {
+            0
+        };
+        if let Some((resolved_slot, secret)) = self.resolved {
+            if resolved_slot == slot {
+                return secret;
             }
-        })
+        }
+        let settings = settings::current();
+        let place = secret::Place::of(ctx, &settings, name);
+        let secret = if self.write {
+            secret::for_writing(ctx, &settings, &place, false).ok()
+        } else {
+            secret::for_reading(ctx, &settings, &place)
+        };
+        self.resolved = Some((slot, secret));
+        secret
     }
 }
 
@@ -251,7 +264,7 @@ fn read_session(
         Kind::String => {
             let value = key.string_value()?;
             let view = View::parse(value, check_indexes)?;
-            let secret = secrets.get(ctx)?;
+            let secret = secrets.get(ctx, name)?;
             if !view.is_signed(&secret, name) {
                 return None;
             }
@@ -301,11 +314,21 @@ fn kind_of(ctx: &Context, name: &[u8]) -> Kind {
 
 /// Checks that every index key is a set or absent, before anything is written.
 /// Returns, for each, whether it is absent (so that its new set gets an expiry).
-fn check_indexes(ctx: &Context, names: &[String]) -> Result<Vec<bool>, RedisError> {
+/// In cluster mode a missing one must be missing for good: its slot all here (see
+/// `cluster::missing`), else the command replies TRYAGAIN.
+fn check_indexes(
+    ctx: &Context,
+    settings: &Settings,
+    names: &[String],
+) -> Result<Vec<bool>, RedisError> {
     names
         .iter()
         .map(|name| match kind_of(ctx, name.as_bytes()) {
-            Kind::Empty => Ok(true),
+            Kind::Empty => {
+                super::cluster::missing(ctx, settings.cluster, name.as_bytes())
+                    .map_err(reply_error)?;
+                Ok(true)
+            }
             Kind::Set => Ok(false),
             Kind::String | Kind::Hash | Kind::Other => {
                 Err(reply_error(Error::IndexWrongType(name.clone())))
@@ -442,6 +465,55 @@ fn revocable(ctx: &Context, found: &Found, token: &[u8]) -> bool {
     well_formed && all
 }
 
+/// [`revocable`], and in cluster mode an error instead of `false` when an index it lists is
+/// missing while its slot is being migrated (it may be on the other node: TRYAGAIN).
+fn revocable_here(
+    ctx: &Context,
+    settings: &Settings,
+    found: &Found,
+    token: &[u8],
+) -> Result<bool, RedisError> {
+    if revocable(ctx, found, token) {
+        return Ok(true);
+    }
+    if settings.cluster {
+        if let Some(indexes) = found.indexes() {
+            let mut missing: Option<Vec<u8>> = None;
+            session::visit_index_list(indexes, |index| {
+                if missing.is_none() && kind_of(ctx, index) == Kind::Empty {
+                    missing = Some(index.to_vec());
+                }
+            });
+            if let Some(index) = missing {
+                super::cluster::missing(ctx, true, &index).map_err(reply_error)?;
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// In cluster mode, tokens found stale (no key) in an index must be so for good: their slot
+/// (the index's own) all here, else the command replies TRYAGAIN before writing anything.
+fn stale_for_good(ctx: &Context, settings: &Settings, stale: &[&[u8]]) -> Result<(), RedisError> {
+    match stale.first() {
+        Some(token) if settings.cluster => {
+            super::cluster::missing(ctx, true, session_key(ctx, settings, token).as_slice())
+                .map_err(reply_error)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A command that found no session where a slot's secret is elsewhere (cluster mode, slot
+/// being migrated) replies TRYAGAIN, not "unknown".
+fn unknown_or_retry(reply: RedisValue) -> RedisResult {
+    if secret::take_retry() {
+        Err(reply_error(Error::TryAgain))
+    } else {
+        Ok(reply)
+    }
+}
+
 /// Set once a command of this process has seen an evicting `maxmemory` policy: sets evicted
 /// then stay a possibility (an orphan outlives a later `CONFIG SET maxmemory 0`).
 static EVICTION_SEEN: AtomicBool = AtomicBool::new(false);
@@ -537,6 +609,10 @@ fn prune_sample_of(ctx: &Context, settings: &Settings, index: &[u8], size: usize
         .map(Vec::as_slice)
         .filter(|t| is_stale(ctx, settings, t))
         .collect();
+    if stale_for_good(ctx, settings, &stale).is_err() {
+        // A slot being migrated: the tokens may be live on the other node.
+        return;
+    }
     index_remove(ctx, index, &stale);
     stats::PRUNED.add(stale.len() as u64);
 }
@@ -603,20 +679,34 @@ fn write_session(
     written
 }
 
-/// The error of a write that found no usable session secret.
-fn secret_error(settings: &Settings) -> RedisError {
-    reply_error(Error::SecretUnusable(secret::key_name(settings)))
+/// The secret a write command signs the session key `name` with, or the error to reply.
+fn secret_for_writing(
+    ctx: &Context,
+    settings: &Settings,
+    name: &[u8],
+) -> Result<layout::Secret, RedisError> {
+    let place = secret::Place::of(ctx, settings, name);
+    secret::for_writing(ctx, settings, &place, true).map_err(|why| match why {
+        secret::Unusable::Other => {
+            reply_error(Error::SecretUnusable(secret::key_name(settings, &place)))
+        }
+        secret::Unusable::Elsewhere => reply_error(Error::TryAgain),
+    })
 }
 
 /// A new token whose key is unused: the token, the key's name and the key, open for writing.
+/// `tag`: the slot tag the token starts with in cluster mode (`{06S}`), or nothing.
 fn draw_token(
     ctx: &Context,
     settings: &Settings,
+    tag: &[u8],
 ) -> Result<(String, RedisString, Key), RedisError> {
     let token_bytes = usize::try_from(settings.token_bytes).unwrap_or(24);
     let mut rng = rand::rng();
+    let tag = String::from_utf8_lossy(tag);
     for _ in 0..TOKEN_DRAWS {
-        let candidate = token::generate(&mut rng, token_bytes);
+        let mut candidate = tag.to_string();
+        candidate.push_str(&token::generate(&mut rng, token_bytes));
         let name = session_key(ctx, settings, candidate.as_bytes());
         let key = Key::write(ctx, &name);
         if key.kind() == Kind::Empty {
@@ -684,6 +774,11 @@ fn over_the_limit(
             None => {}
         }
     }
+    if secret::take_retry() {
+        return Err(reply_error(Error::TryAgain));
+    }
+    let stale_refs: Vec<&[u8]> = stale.iter().map(Vec::as_slice).collect();
+    stale_for_good(ctx, settings, &stale_refs)?;
     let Some(count) = max.to_end(live.len()) else {
         return Err(reply_error(Error::SessionLimit {
             index: String::from_utf8_lossy(&primary).into_owned(),
@@ -705,18 +800,78 @@ fn over_the_limit(
     })
 }
 
-/// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds] [MAXSESSIONS n [DENY]]
+/// How many random slots CREATE tries for a session without a primary index value and
+/// without ROUTE, looking for one served here (with a third of the slots, one in 10^11 fails).
+const SLOT_DRAWS: usize = 64;
+
+/// Cluster mode: the hash slot of a new session, checked to be served here and not being
+/// migrated (else the redirection Redis gives: MOVED to the slot's node, TRYAGAIN while the
+/// slot is being migrated from here, CLUSTERDOWN), whatever the client routed by. (Redis
+/// itself routes module commands by their index key specs, but on every server of the matrix
+/// it lets a keyword key spec, CREATE's `ROUTE key`, through unchecked.)
+///
+/// - With a primary index value, its index key's slot; a `ROUTE` key must be in that slot.
+/// - Without one, the `ROUTE` key's slot, or else a random slot served here.
+fn place(ctx: &Context, plan: &NewSession, route: Option<&[u8]>) -> Result<u16, RedisError> {
+    use super::cluster as server;
+    let (slot, probe) = match (plan.index_keys.first(), route) {
+        (Some(primary), route) => {
+            let slot = server::key_slot(primary.as_bytes());
+            if let Some(route) = route {
+                let route_slot = server::key_slot(route);
+                if route_slot != slot {
+                    return Err(reply_error(Error::CrossSlot(format!(
+                        "ROUTE '{}' is in hash slot {route_slot}, the session's primary index \
+                         '{primary}' in {slot}",
+                        String::from_utf8_lossy(route)
+                    ))));
+                }
+            }
+            (slot, primary.as_bytes().to_vec())
+        }
+        (None, Some(route)) => (server::key_slot(route), route.to_vec()),
+        (None, None) => {
+            let mut rng = rand::rng();
+            for _ in 0..SLOT_DRAWS {
+                let slot = rand::RngExt::random_range(&mut rng, 0..crate::cluster::SLOTS);
+                let probe = server::slot_tag(slot);
+                if server::probe(probe.as_bytes()) == server::Slot::Here {
+                    return Ok(slot);
+                }
+            }
+            return Err(reply_error(Error::ClusterDown(
+                "this node serves no hash slot that is not being migrated: give CREATE a \
+                 ROUTE key; nothing was written"
+                    .into(),
+            )));
+        }
+    };
+    server::serve_here(ctx, slot, &probe).map_err(reply_error)?;
+    Ok(slot)
+}
+
+/// SESSION.CREATE data [TTL seconds] [MAXLIFETIME seconds] [MAXSESSIONS n [DENY]] [ROUTE key]
 pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let [_, data, options @ ..] = args.as_slice() else {
+    let [_, data, option_args @ ..] = args.as_slice() else {
         return Err(reply_error(Error::WrongArity("session.create")));
     };
     let settings = settings::current();
-    let options: Vec<&[u8]> = options.iter().map(RedisString::as_slice).collect();
+    let options: Vec<&[u8]> = option_args.iter().map(RedisString::as_slice).collect();
     let options = CreateOptions::parse(&options).map_err(reply_error)?;
     let now = now_ms();
     let plan = NewSession::plan(data.as_slice(), options, &settings, now).map_err(reply_error)?;
+    let route = options
+        .route
+        .and_then(|at| option_args.get(at))
+        .map(|key| key.as_slice());
+    // Cluster mode: the slot the session will live in, served here (else the redirection).
+    let placement = if settings.cluster {
+        Some(place(ctx, &plan, route)?)
+    } else {
+        None
+    };
     // Every check happens before the first write, so a refused CREATE writes nothing.
-    let index_is_new = check_indexes(ctx, &plan.index_keys)?;
+    let index_is_new = check_indexes(ctx, &settings, &plan.index_keys)?;
     let mut caller = Caller::new(ctx);
     caller.check_all(&plan.index_keys, Access::Write)?;
     if !capabilities::key_events() && !plan.index_keys.is_empty() {
@@ -729,14 +884,16 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         None => None,
     };
 
-    let (token, name, key) = draw_token(ctx, &settings)?;
+    let tag = match &placement {
+        Some(slot) => format!("{{{}}}", super::cluster::slot_tag(*slot)),
+        None => String::new(),
+    };
+    let (token, name, key) = draw_token(ctx, &settings, tag.as_bytes())?;
     // A new token is no declared key: its key is checked here (a user limited to `~app:*`
     // makes no sessions unless the session keys match).
     caller.check(name.as_slice(), Access::Write)?;
 
-    let Some(secret) = secret::for_writing(ctx, &settings, true) else {
-        return Err(secret_error(&settings));
-    };
+    let secret = secret_for_writing(ctx, &settings, name.as_slice())?;
     if let Some(over) = over {
         over.end(ctx);
     }
@@ -791,7 +948,8 @@ fn forwarded(
         if !value.starts_with(layout::FORWARD_MAGIC) {
             return None;
         }
-        let secret = secret::for_reading(ctx, settings)?;
+        let place = secret::Place::of(ctx, settings, name.as_slice());
+        let secret = secret::for_reading(ctx, settings, &place)?;
         layout::parse_forward(value, &secret, name.as_slice())?.to_vec()
     };
     let found = find(ctx, settings, &new_token, write)?;
@@ -820,21 +978,20 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let found =
         find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
-        return Ok(RedisValue::Null);
+        return unknown_or_retry(RedisValue::Null);
     };
-    if !revocable(ctx, &found, token.as_slice()) {
+    if !revocable_here(ctx, &settings, &found, token.as_slice())? {
         end_unrevocable(ctx, found, token.as_slice());
         return Ok(RedisValue::Null);
     }
     // The new token joins every index the old one is in (each must still be a set).
     let indexes = found.index_keys();
-    let index_is_new = check_indexes(ctx, &indexes)?;
+    let index_is_new = check_indexes(ctx, &settings, &indexes)?;
     caller.check_all(&indexes, Access::Write)?;
-    let (new_token, new_name, new_key) = draw_token(ctx, &settings)?;
+    let (new_token, new_name, new_key) =
+        draw_token(ctx, &settings, crate::cluster::tag_prefix(token.as_slice()))?;
     caller.check(new_name.as_slice(), Access::Write)?;
-    let Some(secret) = secret::for_writing(ctx, &settings, true) else {
-        return Err(secret_error(&settings));
-    };
+    let secret = secret_for_writing(ctx, &settings, new_name.as_slice())?;
 
     let lifetime = found.stored.lifetime;
     let expire_at = lifetime.expire_at(now);
@@ -910,8 +1067,9 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             stats::VALIDATE_HITS.add(1);
             return Ok(reply);
         }
+        let reply = unknown_or_retry(RedisValue::Null)?;
         stats::VALIDATE_MISSES.add(1);
-        return Ok(RedisValue::Null);
+        return Ok(reply);
     };
     let lifetime = found.stored.lifetime;
     // `None`: the session's expiry stays as it is (renew-interval, or already there); its
@@ -934,6 +1092,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // VALIDATE looks them up, also when the expiry is already there (same millisecond).
     let look_up = renewed.is_some() || settings.renew_interval == 0 || !capabilities::key_events();
     let mut every_index_there = true;
+    let mut missing: Option<Vec<u8>> = None;
     let mut to_raise: Vec<Vec<u8>> = Vec::new();
     let indexes_ok = found.indexes().is_none_or(|indexes| {
         if !look_up {
@@ -941,7 +1100,12 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         session::visit_index_list(indexes, |index| {
             match index_needs_raise(ctx, index, expire_at) {
-                None => every_index_there = false,
+                None => {
+                    every_index_there = false;
+                    if settings.cluster && missing.is_none() && kind_of(ctx, index) == Kind::Empty {
+                        missing = Some(index.to_vec());
+                    }
+                }
                 Some(raise) => {
                     if raise {
                         to_raise.push(index.to_vec());
@@ -956,6 +1120,11 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !indexes_ok {
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
+    }
+    if let Some(index) = &missing {
+        // Cluster mode: an index missing while its slot is being migrated may be on the
+        // other node; nothing is prolonged or ended until both are on one.
+        super::cluster::missing(ctx, true, index).map_err(reply_error)?;
     }
     if !every_index_there && !capabilities::key_events() {
         // See `revocable`: without its index the session could no longer be revoked.
@@ -983,13 +1152,17 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let now = now_ms();
     check_session_key(&mut Caller::new(ctx), &settings, token, Access::Read)?;
     match find_arg(ctx, &settings, token, false) {
-        Some(found)
-            if !found.stored.lifetime.is_over(now) && revocable(ctx, &found, token.as_slice()) =>
-        {
-            Ok(found.reply_data(ctx))
+        Some(found) if found.stored.lifetime.is_over(now) => Ok(RedisValue::Null),
+        Some(found) => {
+            if revocable_here(ctx, &settings, &found, token.as_slice())? {
+                Ok(found.reply_data(ctx))
+            } else {
+                Ok(RedisValue::Null)
+            }
         }
-        Some(_) => Ok(RedisValue::Null),
-        None => Ok(read_forwarded(ctx, &settings, token.as_slice()).unwrap_or(RedisValue::Null)),
+        None => unknown_or_retry(
+            read_forwarded(ctx, &settings, token.as_slice()).unwrap_or(RedisValue::Null),
+        ),
     }
 }
 
@@ -1007,11 +1180,11 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let Some(found) = found else {
         // An unknown token still gets its patch checked, so errors do not depend on it.
         UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
-        return Ok(RedisValue::Null);
+        return unknown_or_retry(RedisValue::Null);
     };
     let plan =
         UpdatedSession::plan(found.data(), patch.as_slice(), &settings).map_err(reply_error)?;
-    if !revocable(ctx, &found, token.as_slice()) {
+    if !revocable_here(ctx, &settings, &found, token.as_slice())? {
         end_unrevocable(ctx, found, token.as_slice());
         return Ok(RedisValue::Null);
     }
@@ -1026,14 +1199,26 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .cloned()
         .collect();
     let left: Vec<&String> = old.iter().filter(|k| !new_set.contains(k)).collect();
-    let joined_is_new = check_indexes(ctx, &joined)?;
+    if settings.cluster {
+        // The session stays in the slot its token names: it cannot join an index elsewhere.
+        let slot = super::cluster::key_slot(found.name.as_slice());
+        if let Some(other) = joined
+            .iter()
+            .find(|k| super::cluster::key_slot(k.as_bytes()) != slot)
+        {
+            return Err(reply_error(Error::CrossSlot(format!(
+                "the patch moves the session to the primary index '{other}' in hash slot {}, \
+                 its token is in {slot} (create a new session for the new value)",
+                super::cluster::key_slot(other.as_bytes())
+            ))));
+        }
+    }
+    let joined_is_new = check_indexes(ctx, &settings, &joined)?;
     // Every index it joins, leaves or keeps (whose expiry it may raise) is written.
     caller.check_all(&plan.index_keys, Access::Write)?;
     caller.check_all(&left, Access::Write)?;
 
-    let Some(secret) = secret::for_writing(ctx, &settings, true) else {
-        return Err(secret_error(&settings));
-    };
+    let secret = secret_for_writing(ctx, &settings, found.name.as_slice())?;
     let indexes = plan.indexes_field();
     let lifetime = found.stored.lifetime;
     let expire_at = lifetime.expire_at(now);
@@ -1097,7 +1282,7 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 signal_modified(ctx, &record);
                 (found, string(ctx, &new_token))
             }
-            None => return Ok(RedisValue::Integer(0)),
+            None => return unknown_or_retry(RedisValue::Integer(0)),
         },
     };
     let token = &token;
@@ -1144,7 +1329,10 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     caller.check(&index, Access::ReadWrite)?;
     match kind_of(ctx, &index) {
         Kind::Set => {}
-        Kind::Empty => return Ok(RedisValue::Integer(0)),
+        Kind::Empty => {
+            super::cluster::missing(ctx, settings.cluster, &index).map_err(reply_error)?;
+            return Ok(RedisValue::Integer(0));
+        }
         // As LIST: the named index is no index, and is left alone.
         Kind::String | Kind::Hash | Kind::Other => {
             return Err(reply_error(Error::IndexWrongType(
@@ -1173,6 +1361,10 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             None => {}
         }
     }
+    if secret::take_retry() {
+        return Err(reply_error(Error::TryAgain));
+    }
+    stale_for_good(ctx, &settings, &removed)?;
     let mut ended: Vec<RedisString> = Vec::new();
     let mut revoked = 0i64;
     for (token, found) in doomed {
@@ -1207,7 +1399,10 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     caller.check(&index, Access::ReadWrite)?;
     match kind_of(ctx, &index) {
         Kind::Set => {}
-        Kind::Empty => return Ok(RedisValue::Array(Vec::new())),
+        Kind::Empty => {
+            super::cluster::missing(ctx, settings.cluster, &index).map_err(reply_error)?;
+            return Ok(RedisValue::Array(Vec::new()));
+        }
         Kind::String | Kind::Hash | Kind::Other => {
             return Err(reply_error(Error::IndexWrongType(
                 String::from_utf8_lossy(&index).into_owned(),
@@ -1241,6 +1436,10 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             None => {}
         }
     }
+    if secret::take_retry() {
+        return Err(reply_error(Error::TryAgain));
+    }
+    stale_for_good(ctx, &settings, &stale)?;
     index_remove(ctx, &index, &stale);
     stats::PRUNED.add(stale.len() as u64);
     Ok(RedisValue::Array(sessions))

@@ -8,7 +8,7 @@ use std::ptr;
 
 use redis_module::{raw, Context};
 
-use crate::catalog::{ArgKind, CommandDoc, KeyUse, COMMANDS, SINCE};
+use crate::catalog::{ArgKind, CommandDoc, KeyUse, Route, COMMANDS, SINCE};
 
 /// Registers the documentation of every command; a failure is logged, not fatal: the
 /// commands work without it. `prefixed`: a `key-prefix` is set (it is load-time only), so
@@ -50,8 +50,17 @@ fn register_one(ctx: &Context, doc: &CommandDoc, prefixed: bool) -> bool {
     };
     let mut key_specs: Vec<raw::RedisModuleCommandKeySpec> =
         doc.key.map(|k| key_spec(k, prefixed)).into_iter().collect();
+    // The routing key's spec follows the token's, if any (CREATE, REVOKEINDEX, LIST have
+    // no token): its index is what its argument points at.
+    let route_spec = key_specs.len() as c_int;
+    key_specs.extend(doc.route.map(route_key_spec));
+    let declared = !key_specs.is_empty();
     key_specs.push(zeroed_key_spec());
-    let mut args: Vec<raw::RedisModuleCommandArg> = doc.args.iter().map(command_arg).collect();
+    let mut args: Vec<raw::RedisModuleCommandArg> = doc
+        .args
+        .iter()
+        .map(|a| command_arg(a, route_spec))
+        .collect();
     args.push(zeroed_arg());
 
     let info = raw::RedisModuleCommandInfo {
@@ -62,7 +71,7 @@ fn register_one(ctx: &Context, doc: &CommandDoc, prefixed: bool) -> bool {
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: doc.arity as c_int,
-        key_specs: if doc.key.is_some() {
+        key_specs: if declared {
             key_specs.as_mut_ptr()
         } else {
             ptr::null_mut()
@@ -121,16 +130,55 @@ fn key_spec(key_use: KeyUse, prefixed: bool) -> raw::RedisModuleCommandKeySpec {
     spec
 }
 
-fn command_arg(arg: &crate::catalog::Arg) -> raw::RedisModuleCommandArg {
+/// The cluster routing key's spec (see [`Route`]).
+fn route_key_spec(route: Route) -> raw::RedisModuleCommandKeySpec {
+    let mut spec = zeroed_key_spec();
+    match route {
+        Route::Keyword(keyword) => {
+            spec.notes =
+                c"cluster routing: a key in the hash slot the session will live in".as_ptr();
+            // Judged by ACL like the index key it usually is (`user_id:{150}`): written to.
+            spec.flags = u64::from(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_INSERT);
+            spec.begin_search_type =
+                raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_KEYWORD;
+            spec.bs.keyword = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_2 {
+                keyword: keyword.as_ptr(),
+                startfrom: 2,
+            };
+        }
+        Route::NotKeyAt(pos) => {
+            spec.notes =
+                c"cluster routing: the value, which hashes to the slot of its index key".as_ptr();
+            // RO: a module key spec needs one of RO/RW/OW/RM; NOT_KEY keeps ACL out of it.
+            spec.flags = u64::from(raw::REDISMODULE_CMD_KEY_NOT_KEY | raw::REDISMODULE_CMD_KEY_RO);
+            spec.begin_search_type =
+                raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+            spec.bs.index = raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos };
+        }
+    }
+    spec.find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    spec.fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+        lastkey: 0,
+        keystep: 1,
+        limit: 0,
+    };
+    spec
+}
+
+fn command_arg(arg: &crate::catalog::Arg, route_spec: c_int) -> raw::RedisModuleCommandArg {
     let mut out = zeroed_arg();
     out.name = arg.name.as_ptr();
     out.type_ = match arg.kind {
-        ArgKind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+        ArgKind::Key | ArgKind::RouteKey => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
         ArgKind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
         ArgKind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
         ArgKind::PureToken => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
     };
-    out.key_spec_index = if arg.kind == ArgKind::Key { 0 } else { -1 };
+    out.key_spec_index = match arg.kind {
+        ArgKind::Key => 0,
+        ArgKind::RouteKey => route_spec,
+        _ => -1,
+    };
     out.token = arg
         .token
         .map_or(ptr::null(), |t| t.as_ptr().cast::<c_char>());

@@ -265,7 +265,28 @@ unsafe extern "C" fn run_job(ctx: *mut raw::RedisModuleCtx, pd: *mut c_void) {
     guard::catch(|| run(&ctx, job), || ());
 }
 
+/// In cluster mode, whether the key that left is gone for good: its slot is all here. A key
+/// that left because `MIGRATE` moved it (or because the node lost its slot) took nothing
+/// with it: its sessions and index entries are on the other node, or are moving there.
+fn gone_for_good(job: &Job) -> bool {
+    if !super::cluster::enabled() {
+        return true;
+    }
+    let name = match job {
+        Job::SessionLeft { token, .. } => {
+            let mut name = settings::current().key_prefix.as_bytes().to_vec();
+            name.extend_from_slice(token);
+            name
+        }
+        Job::IndexLeft { index, .. } => index.clone(),
+    };
+    super::cluster::probe(&name) == super::cluster::Slot::Here
+}
+
 fn run(ctx: &Context, job: &Job) {
+    if !gone_for_good(job) {
+        return;
+    }
     match job {
         Job::SessionLeft { token, indexes } => {
             for index in indexes {

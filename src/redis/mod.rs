@@ -22,6 +22,8 @@ pub fn guarded(
     args: Vec<RedisString>,
     handler: fn(&Context, Vec<RedisString>) -> RedisResult,
 ) -> RedisResult {
+    // A flag a previous command may have left (it is read by the command that sets it).
+    secret::take_retry();
     guard::catch(
         || handler(ctx, args),
         || {
