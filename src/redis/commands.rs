@@ -814,7 +814,7 @@ const SLOT_DRAWS: usize = 64;
 /// - Without one, the `ROUTE` key's slot, or else a random slot served here.
 fn place(ctx: &Context, plan: &NewSession, route: Option<&[u8]>) -> Result<u16, RedisError> {
     use super::cluster as server;
-    let (slot, probe) = match (plan.index_keys.first(), route) {
+    let slot = match (plan.index_keys.first(), route) {
         (Some(primary), route) => {
             let slot = server::key_slot(primary.as_bytes());
             if let Some(route) = route {
@@ -827,9 +827,9 @@ fn place(ctx: &Context, plan: &NewSession, route: Option<&[u8]>) -> Result<u16, 
                     ))));
                 }
             }
-            (slot, primary.as_bytes().to_vec())
+            slot
         }
-        (None, Some(route)) => (server::key_slot(route), route.to_vec()),
+        (None, Some(route)) => server::key_slot(route),
         (None, None) => {
             let mut rng = rand::rng();
             for _ in 0..SLOT_DRAWS {
@@ -846,7 +846,12 @@ fn place(ctx: &Context, plan: &NewSession, route: Option<&[u8]>) -> Result<u16, 
             )));
         }
     };
-    server::serve_here(ctx, slot, &probe).map_err(reply_error)?;
+    // The new session key does not exist anywhere, and Redis makes no new key in a slot
+    // being migrated (a new key goes where the migration is going, which is not the slot's
+    // node yet): probed by a name of the slot that no one uses, CREATE in such a slot is
+    // TRYAGAIN on both nodes until the migration ends.
+    let probe = format!("{{{}}}session-probe", server::slot_tag(slot));
+    server::serve_here(ctx, slot, probe.as_bytes()).map_err(reply_error)?;
     Ok(slot)
 }
 
