@@ -53,9 +53,14 @@ run: deps build ## Run redis-server redis.conf with the module, in the foregroun
 	redis-server $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)
 
 .PHONY: test
-test: deps build ## Run unit and integration tests, then the examples and the Node package's tests
+test: deps build ## Run unit and integration tests, the examples and the Node package's tests, then the cluster tests
 	cargo test --release $(CARGO_TEST_FLAGS)
 	bash scripts/examples.sh
+	bash scripts/cluster-tests.sh
+
+.PHONY: cluster-test
+cluster-test: deps build ## Run only the cluster tests (tests/cluster/: real 6-node clusters, redis-py, node-redis, redis-cli -c)
+	bash scripts/cluster-tests.sh
 
 .PHONY: examples
 examples: deps build ## Run the client examples (Python, node-redis, ioredis, redis-cli) and the Node package's tests

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the integration suite (`cargo test --release --test '*'`: every test binary in tests/) once
-# per redis-server binary given, and prints one PASS/FAIL line per server, then a summary.
+# Runs the integration suite (`cargo test --release --test '*'`: every test binary in tests/) and
+# the cluster tests (scripts/cluster-tests.sh) once per redis-server binary given, and prints one PASS/FAIL line per server, then a summary.
 #
 #   scripts/matrix.sh /path/to/redis-7.2/redis-server /path/to/valkey/redis-server ...
 #   make matrix SERVERS="../shared/servers/*/redis-server"
@@ -45,8 +45,15 @@ for bin in "$@"; do
     start=$(date +%s)
     REDIS_SERVER="$bin" cargo test --release --test '*' --no-fail-fast ${CARGO_TEST_FLAGS:-} >"$log" 2>&1
     rc=$?
+    # Then the cluster tests (tests/cluster/, pytest) with the same server.
+    clog="target/matrix/$name.cluster.log"
+    REDIS_SERVER="$bin" bash scripts/cluster-tests.sh >"$clog" 2>&1
+    crc=$?
+    [ $crc -eq 0 ] || rc=$crc
     secs=$(( $(date +%s) - start ))
     tests=$(grep -E '^test result: ' "$log" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}')
+    ctests=$(grep -Eo '[0-9]+ (passed|failed)' "$clog" | tail -n 2 | tr '\n' ' ')
+    tests="$tests; cluster: ${ctests:-did not run (see $clog)}"
     if [ $rc -eq 0 ]; then
         results+=("matrix: PASS $bin ($tests, ${secs}s)")
         passed=$((passed + 1))
@@ -54,6 +61,7 @@ for bin in "$@"; do
         results+=("matrix: FAIL $bin ($tests, ${secs}s; log: $log)")
         failed=$((failed + 1))
         grep -E '^(---- |test .* FAILED|failures:|    [a-z_]+$|error)' "$log" | head -n 40 | sed 's/^/    /'
+        grep -E '^(FAILED|ERROR|E  )' "$clog" | head -n 20 | sed 's/^/    /'
     fi
 done
 
