@@ -512,3 +512,71 @@ fn refused_create_leaves_existing_keys_alone() {
     assert_eq!(c.secret(""), secret);
     assert_eq!(c.smembers("user_id:1"), members);
 }
+
+/// `ROUTE key` is for cluster clients: outside cluster mode any key name (binary, empty,
+/// long, the name of another key) is accepted and not used, and the session is made as
+/// without it; ROUTE twice, or with no key, is refused with nothing written.
+#[test]
+fn route_is_accepted_and_not_used_outside_cluster_mode() {
+    let s = server_with_index();
+    let mut c = s.conn();
+    c.ok(&["SET", "precious", "v"]);
+    let long = "k".repeat(100_000);
+    for route in [
+        "user_id:{1}",
+        "",
+        "precious",
+        "\u{0}\u{ff}{}",
+        long.as_str(),
+    ] {
+        let created = c.create(r#"{"user_id":1}"#, &["ROUTE", route, "TTL", "60"]);
+        assert!(
+            !created.token.starts_with('{'),
+            "no slot tag outside cluster mode"
+        );
+        assert!(c.validate(&created.token).is_some());
+        let ttl = c.int(&["TTL", created.token.as_str()]);
+        assert!(
+            (59..=60).contains(&ttl),
+            "TTL after ROUTE still applies: {ttl}"
+        );
+    }
+    assert_eq!(c.string(&["GET", "precious"]), "v");
+    assert_eq!(c.smembers("user_id:1").len(), 5);
+    assert_refused(
+        &mut c,
+        &[r#"{"user_id":1}"#, "ROUTE"],
+        "ERR ROUTE needs a key name after it",
+    );
+    assert_refused(
+        &mut c,
+        &[r#"{"user_id":1}"#, "ROUTE", "a", "route", "a"],
+        "ERR option 'ROUTE' given twice",
+    );
+    assert_refused(
+        &mut c,
+        &[r#"{"user_id":1}"#, "TTL", "5", "ROUTE"],
+        "ERR ROUTE needs a key name after it",
+    );
+}
+
+/// A token with a slot tag in front (the cluster form) is a token like any other: one that
+/// names no session of ours is unknown, whatever the key holds, and is left alone.
+#[test]
+fn tagged_tokens_that_name_no_session_are_unknown() {
+    let s = server_with_index();
+    let mut c = s.conn();
+    let hex = "ab".repeat(24);
+    let tagged = format!("{{06S}}{hex}");
+    c.ok(&["SET", &tagged, "s2 0000000000000000 60 0\n{}"]);
+    for token in [
+        tagged.as_str(),
+        "{}abababababababababababababababab",
+        "{x-y}abababababababababababababababab",
+    ] {
+        assert_eq!(c.validate(token), None, "{token}");
+        assert_eq!(c.get(token), None, "{token}");
+        assert_eq!(c.int(&["SESSION.DESTROY", token]), 0, "{token}");
+    }
+    assert_eq!(c.string(&["GET", &tagged]), "s2 0000000000000000 60 0\n{}");
+}

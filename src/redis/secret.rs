@@ -28,7 +28,10 @@ use super::keys::{signal_modified, Key, Kind};
 
 /// The last secret seen in each database (and, in cluster mode, hash slot): the database's
 /// number, the slot (0 outside cluster mode), the key's text and the secret.
-static REMEMBERED: Mutex<Vec<(i32, u16, Vec<u8>, Secret)>> = Mutex::new(Vec::new());
+static REMEMBERED: Mutex<Vec<Remembered>> = Mutex::new(Vec::new());
+
+/// A remembered secret: database, slot, the key's text, the secret.
+type Remembered = (i32, u16, Vec<u8>, Secret);
 
 /// Set when a command found no secret for a slot that is being migrated (see [`take_retry`]).
 static RETRY: AtomicBool = AtomicBool::new(false);

@@ -37,13 +37,20 @@ def port_is_free(port):
     return True
 
 
+# Ports handed out in this run: the kernel may offer a port again once its probe socket is
+# closed, before the server started on it has bound it.
+HANDED_OUT = set()
+
+
 def free_port():
     """A port that is free, and whose cluster bus port (port + 10000) is free too."""
     for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port < 55000 and port_is_free(port + 10000):
+        taken = {port, port + 10000} & {q for p in HANDED_OUT for q in (p, p + 10000)}
+        if port < 55000 and not taken and port_is_free(port + 10000):
+            HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port pair found")
 
