@@ -47,6 +47,12 @@ into target/bench/baseline-0.1.0/ (`git archive 5ff25d8 | tar -x`, then `cargo b
 --release --locked` with its own CARGO_TARGET_DIR) and reused after; BASELINE_MODULE=<.so>
 names another build, BASELINE_MODULE=none leaves out every baseline figure.
 
+Then the cluster phase (issue 12): SESSION.VALIDATE, SESSION.GET and HGETALL (Redis's own
+command, for reference) on node 0 of a 3-primary cluster (`--cluster-enabled yes`, slots
+split evenly, no replicas, node 0 on the server's core, the other two on the client's) and
+on a fresh standalone server of the same binary, module and core, each preloaded with
+10,000 sessions, interleaved in each repetition; the ratio cluster / standalone.
+
 Finally it measures the cost of expiry: BENCH_EXPIRE_N sessions in the module's stored
 layout, written with plain commands with a 1 s TTL, reaped by active expiry on a server
 with the module (whose key events take each out of its index) and on one without.
@@ -71,9 +77,10 @@ Settings (environment):
   BASELINE_MODULE     the 0.1.0 build to compare with, or `none` (default: built once)
   BENCH_OUT=target/bench  where results go
   BENCH_EXPIRE_N=1000000  sessions for the expiry cost (with against without the module)
-  BENCH_ONLY=commands|memory|replication|expiry  everything but the expiry cost; only the
-                      memory per session (both data sets, with the baseline); only the bytes
-                      to replicas; only the expiry cost
+  BENCH_ONLY=commands|memory|replication|expiry|cluster  everything but the expiry cost
+                      and the cluster phase; only the memory per session (both data sets,
+                      with the baseline); only the bytes to replicas; only the expiry cost;
+                      only the cluster phase
 
 Python 3.7+ standard library only.
 """
@@ -130,9 +137,9 @@ EXPIRE_N = env_number("BENCH_EXPIRE_N", 1000000)
 REPL_CALLS = env_number("BENCH_REPL_CALLS", 10000)
 # BENCH_ONLY=expiry: only the expiry cost; BENCH_ONLY=commands: everything but it;
 # BENCH_ONLY=memory: only the memory per session; BENCH_ONLY=replication: only the bytes to
-# replicas.
+# replicas; BENCH_ONLY=cluster: only the cluster phase.
 ONLY = os.environ.get("BENCH_ONLY", "")
-ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication")
+ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication", "cluster")
 OUT_DIR = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "target", "bench")
 MODULE = os.environ.get("REDIS_SESSION_MODULE") or os.path.join(
     ROOT, "target", "release", "libredis_session.so")
@@ -332,6 +339,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cluster_port():
+    """A free port a cluster node can take: its bus port (+10000) must be a port too."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
 def pinned(cpu):
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
@@ -339,8 +359,8 @@ def pinned(cpu):
 class Server:
     """A redis-server of REDIS_SERVER with `module` (a path, or None) loaded."""
 
-    def __init__(self, tmp, cpu, module=MODULE, extra=()):
-        self.port = free_port()
+    def __init__(self, tmp, cpu, module=MODULE, extra=(), port=None):
+        self.port = port or free_port()
         self.log_path = os.path.join(tmp, "redis-%d.log" % self.port)
         # taskset execs redis-server, so the pid below is the server's own.
         args = pinned(cpu) + [
@@ -1261,6 +1281,175 @@ def render_expiry(e):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------
+# Cluster: VALIDATE on one node of a cluster against the same node standalone.
+
+CLUSTER_NODES = 3        # primaries of the cluster phase, no replicas
+CLUSTER_TARGET = ("min", 0.95)
+CLUSTER_READS = ("validate", "get", "hgetall")
+CLUSTER_LABELS = {
+    "validate": "SESSION.VALIDATE <token>",
+    "get": "SESSION.GET <token>",
+    "hgetall": "HGETALL <hash> (Redis's own command)",
+}
+
+
+@contextlib.contextmanager
+def metering(pid):
+    """redis_benchmark's CPU figures taken of server `pid` for a while."""
+    global METER
+    saved, METER = METER, CpuMeter(pid)
+    try:
+        yield
+    finally:
+        METER = saved
+
+
+def start_cluster(tmp, server_cpu, client_cpu):
+    """CLUSTER_NODES primaries of REDIS_SERVER with the module, slots split evenly (node 0
+    serves 0..5460 of 3), met and agreed (cluster_state:ok on every node). Node 0, the one
+    benchmarked, runs on the server's core; the others, idle but for the cluster bus, on the
+    client's."""
+    nodes = []
+    try:
+        for i in range(CLUSTER_NODES):
+            conf = os.path.join(tmp, "nodes-bench-%d-%d.conf" % (os.getpid(), i))
+            nodes.append(Server(tmp, server_cpu if i == 0 else client_cpu, extra=[
+                "--cluster-enabled", "yes", "--cluster-config-file", conf,
+                "--cluster-node-timeout", "5000"], port=cluster_port()))
+        conns = [Conn(n.port) for n in nodes]
+        per = 16384 // CLUSTER_NODES
+        for i, conn in enumerate(conns):
+            last = 16383 if i == CLUSTER_NODES - 1 else (i + 1) * per - 1
+            conn.call("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+        for n in nodes[1:]:
+            conns[0].call("CLUSTER", "MEET", "127.0.0.1", n.port)
+        deadline = time.monotonic() + 60
+        while True:
+            infos = [c.call("CLUSTER", "INFO").decode() for c in conns]
+            if all("cluster_state:ok" in i and "cluster_known_nodes:%d" % CLUSTER_NODES in i
+                   and "cluster_slots_assigned:16384" in i for i in infos):
+                break
+            if time.monotonic() > deadline:
+                fail("the benchmark cluster did not reach cluster_state:ok in 60 s:\n"
+                     + "\n".join(infos))
+            time.sleep(0.1)
+        for c in conns:
+            c.close()
+        return nodes
+    except BaseException:
+        for n in nodes:
+            n.stop()
+        raise
+
+
+def cluster_preload(conn):
+    """The preload of the reads on a cluster node: sessions of users 1.. until PRELOAD of
+    them were created here (a CREATE whose user's slot another node serves is MOVED, and
+    writes nothing), and a session-sized hash in a slot of this node (named with a token's
+    tag). Returns (tokens, hash key)."""
+    conn.call("FLUSHALL", "SYNC")
+    tokens, user = [], 1
+    while len(tokens) < PRELOAD:
+        batch = [("SESSION.CREATE", example_data(u)) for u in range(user, user + 1000)]
+        user += 1000
+        conn.sock.sendall(b"".join(conn.encode(c) for c in batch))
+        for _ in batch:
+            reply = conn.read()
+            if isinstance(reply, ReplyError):
+                if not str(reply).startswith("MOVED"):
+                    raise reply
+            else:
+                tokens.append(json.loads(reply)["token"])
+    tag = tokens[0][:tokens[0].index("}") + 1]
+    hash_key = tag + os.urandom(20).hex()
+    conn.call("HSET", hash_key, "data", STORED_DATA.replace(RAND_USER, "0"), "ttl", TTL,
+              "deadline", 0, "indexes", '["user_id:0"]')
+    return tokens[:PRELOAD], hash_key
+
+
+def cluster_reads(token, hash_key):
+    return {"validate": ["SESSION.VALIDATE", token], "get": ["SESSION.GET", token],
+            "hgetall": ["HGETALL", hash_key]}
+
+
+def measure_cluster(tmp, server_cpu, client_cpu):
+    """The same reads on a standalone server and on node 0 of a 3-primary cluster (the same
+    binary, flags, module and core, the same number of preloaded sessions), interleaved in
+    each repetition; the ratios cluster / standalone within a repetition."""
+    standalone = Server(tmp, server_cpu)
+    nodes = []
+    try:
+        nodes = start_cluster(tmp, server_cpu, client_cpu)
+        node = nodes[0]
+        plain, clustered = Conn(standalone.port), Conn(node.port)
+        plain_tokens, plain_hash = preload(plain)
+        node_tokens, node_hash = cluster_preload(clustered)
+        sides = (("standalone", standalone, cluster_reads(plain_tokens[0], plain_hash)),
+                 ("cluster", node, cluster_reads(node_tokens[0], node_hash)))
+        for conn, (side, _, reads) in zip((plain, clustered), sides):
+            for name in CLUSTER_READS:
+                if conn.call(*reads[name]) in (None, []):
+                    fail("cluster phase: %s on the %s server replied nil" % (name, side))
+        results = {"nodes": CLUSTER_NODES, "served_slots": 16384 // CLUSTER_NODES,
+                   "plan": {}, "runs": {}, "ratios": {}}
+        for p in PIPELINES:
+            results["plan"][str(p)] = {
+                name: calibrate(standalone.port, client_cpu, p, sides[0][2][name])
+                for name in CLUSTER_READS}
+            results["runs"][str(p)] = {side: {n: [] for n in CLUSTER_READS}
+                                       for side, _, _ in sides}
+            results["ratios"][str(p)] = {n: [] for n in CLUSTER_READS}
+        for rep in range(REPS):
+            log("cluster phase, repetition %d/%d" % (rep + 1, REPS))
+            for p in PIPELINES:
+                for name in CLUSTER_READS:
+                    got = {}
+                    # Alternate which side goes first, so that neither always runs second.
+                    order = sides if rep % 2 == 0 else tuple(reversed(sides))
+                    for side, server, reads in order:
+                        with metering(server.pid):
+                            run = redis_benchmark(server.port, client_cpu, p,
+                                                  results["plan"][str(p)][name], reads[name])
+                        got[side] = run
+                        results["runs"][str(p)][side][name].append(
+                            {f: getattr(run, f) for f in RUN_FIELDS})
+                    results["ratios"][str(p)][name].append(
+                        got["cluster"].rps / got["standalone"].rps)
+        for c in (plain, clustered):
+            c.close()
+        return results
+    finally:
+        for n in nodes:
+            n.stop()
+        standalone.stop()
+
+
+def render_cluster(c):
+    lines = ["cluster: the same reads on node 0 of a %d-primary cluster (slots 0..%d, no "
+             "replicas) and on a standalone server" % (c["nodes"], c["served_slots"] - 1),
+             "(same binary, module, core and preload; interleaved; medians of %d repetitions)"
+             % REPS, ""]
+    row = "%-40s %4s %12s %12s %8s %9s  %s"
+    head = row % ("command", "-P", "standalone", "cluster", "ratio", "target", "")
+    lines += [head, "-" * len(head)]
+    for p in PIPELINES:
+        runs = c["runs"][str(p)]
+        for name in CLUSTER_READS:
+            target = CLUSTER_TARGET if name == "validate" and p == 32 else None
+            value = median(c["ratios"][str(p)][name])
+            want, result = verdict(value, target)
+            lines.append(row % (CLUSTER_LABELS[name], p,
+                                fmt_rps(median([r["rps"] for r in runs["standalone"][name]])),
+                                fmt_rps(median([r["rps"] for r in runs["cluster"][name]])),
+                                "%.2fx" % value, want, result))
+    lines.append("ratio: cluster req/s / standalone req/s within each repetition, median; the "
+                 "target (issue 12)")
+    lines.append("is VALIDATE's at -P 32. HGETALL shows what cluster mode costs Redis's own "
+                 "commands.")
+    return "\n".join(lines)
+
+
 def perf_top(data_path, options, limit, only=None):
     out = command_output(["perf", "report", "-i", data_path, "--stdio", "-g", "none",
                           "--percent-limit", "0.05"] + options)
@@ -1390,7 +1579,7 @@ def main():
             fail("%s not found (apt-get install redis-server redis-tools)" % tool)
     if not os.path.isfile(MODULE):
         fail("no module at %s: run `cargo build --release` (make bench does)" % MODULE)
-    baseline = None if PROFILE or ONLY == "expiry" else baseline_module()
+    baseline = None if PROFILE or ONLY in ("expiry", "cluster") else baseline_module()
     ncpu = os.cpu_count() or 1
     server_cpu = env_cpu("BENCH_SERVER_CPU", 0)
     client_cpu = env_cpu("BENCH_CLIENT_CPU", 1)
@@ -1425,7 +1614,7 @@ def main():
                                                            client_cpu)}
             tables = [describe_modules(results["machine"]),
                       render_replication(results["replication"])]
-        elif ONLY == "expiry":
+        elif ONLY in ("expiry", "cluster"):
             results = {"machine": machine(conn)}
             tables = []
         else:
@@ -1433,6 +1622,9 @@ def main():
             tables = [render(results)]
         if base_server is not None:
             base_server.stop()  # done with: the expiry cost has servers of its own
+        if ONLY in ("", "cluster"):
+            results["cluster"] = measure_cluster(tmp, server_cpu, client_cpu)
+            tables.append(render_cluster(results["cluster"]))
         if ONLY in ("", "expiry"):
             results["expiry"] = measure_expiry(tmp, server_cpu)
             tables.append(render_expiry(results["expiry"]))
