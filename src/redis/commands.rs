@@ -171,7 +171,7 @@ impl Secrets {
             }
         }
         let settings = settings::current();
-        let place = secret::Place::of(ctx, &settings, name);
+        let place = secret::Place::in_slot(&settings, slot);
         let secret = if self.write {
             secret::for_writing(ctx, &settings, &place, false).ok()
         } else {
@@ -685,11 +685,9 @@ fn secret_for_writing(
     settings: &Settings,
     name: &[u8],
 ) -> Result<layout::Secret, RedisError> {
-    let place = secret::Place::of(ctx, settings, name);
+    let place = secret::Place::of(settings, name);
     secret::for_writing(ctx, settings, &place, true).map_err(|why| match why {
-        secret::Unusable::Other => {
-            reply_error(Error::SecretUnusable(secret::key_name(settings, &place)))
-        }
+        secret::Unusable::Other => reply_error(Error::SecretUnusable(secret::key_name(&place))),
         secret::Unusable::Elsewhere => reply_error(Error::TryAgain),
     })
 }
@@ -953,7 +951,7 @@ fn forwarded(
         if !value.starts_with(layout::FORWARD_MAGIC) {
             return None;
         }
-        let place = secret::Place::of(ctx, settings, name.as_slice());
+        let place = secret::Place::of(settings, name.as_slice());
         let secret = secret::for_reading(ctx, settings, &place)?;
         layout::parse_forward(value, &secret, name.as_slice())?.to_vec()
     };

@@ -81,8 +81,7 @@ enum Stored {
     Other,
 }
 
-/// The standalone secret key's name, made once (the key prefix is fixed at load) and never
-/// freed.
+/// A secret key's name, made once (the key prefix is fixed at load) and never freed.
 struct Name(RedisString);
 
 // SAFETY: made once, then only read by commands on Redis's main thread; never freed.
@@ -90,49 +89,73 @@ unsafe impl Send for Name {}
 // SAFETY: as above.
 unsafe impl Sync for Name {}
 
+impl Name {
+    fn new(text: &str) -> Name {
+        Name(RedisString::create_from_slice(
+            ptr::null_mut(),
+            text.as_bytes(),
+        ))
+    }
+}
+
+/// The standalone secret key's name.
 static NAME: OnceLock<Name> = OnceLock::new();
+
+/// In cluster mode, the secret key's name of each hash slot, made the first time a command
+/// needs it (every command needs one: making it each time cost a cluster-mode VALIDATE a
+/// fifth of its time) and never freed: at most 16384 short strings.
+static SLOT_NAMES: OnceLock<Box<[OnceLock<Name>]>> = OnceLock::new();
 
 /// Where a session's secret is: its key's name and the slot it is remembered under.
 pub struct Place {
-    name: Option<RedisString>,
+    name: &'static RedisString,
     slot: u16,
 }
 
 impl Place {
     /// The secret for the session key `session` under `settings`: the dataset's, or in
     /// cluster mode the one of the session's hash slot.
-    pub fn of(ctx: &Context, settings: &Settings, session: &[u8]) -> Place {
+    pub fn of(settings: &Settings, session: &[u8]) -> Place {
         if !settings.cluster {
-            return Place {
-                name: None,
-                slot: 0,
-            };
+            return Place::standalone(settings);
         }
-        let slot = super::cluster::key_slot(session);
-        let name = cluster_key(settings, slot);
-        Place {
-            name: Some(RedisString::create_from_slice(
-                ctx.get_raw(),
-                name.as_bytes(),
-            )),
-            slot,
+        Place::in_slot(settings, super::cluster::key_slot(session))
+    }
+
+    /// The standalone secret.
+    fn standalone(settings: &Settings) -> Place {
+        let name = &NAME
+            .get_or_init(|| Name::new(&layout::secret_key(&settings.key_prefix)))
+            .0;
+        Place { name, slot: 0 }
+    }
+
+    /// The secret of hash `slot` in cluster mode (any slot outside 0..16384 is taken
+    /// modulo), the dataset's otherwise.
+    pub fn in_slot(settings: &Settings, slot: u16) -> Place {
+        if !settings.cluster {
+            return Place::standalone(settings);
+        }
+        let slot = slot % crate::cluster::SLOTS;
+        let table = SLOT_NAMES.get_or_init(|| {
+            (0..crate::cluster::SLOTS)
+                .map(|_| OnceLock::new())
+                .collect()
+        });
+        match table.get(usize::from(slot)) {
+            Some(cell) => Place {
+                name: &cell
+                    .get_or_init(|| Name::new(&cluster_key(settings, slot)))
+                    .0,
+                slot,
+            },
+            // Not reached (the table has a cell per slot); the standalone name is harmless.
+            None => Place::standalone(settings),
         }
     }
 
-    fn name(&self, settings: &Settings) -> &RedisString {
-        match &self.name {
-            Some(name) => name,
-            None => {
-                &NAME
-                    .get_or_init(|| {
-                        Name(RedisString::create_from_slice(
-                            ptr::null_mut(),
-                            layout::secret_key(&settings.key_prefix).as_bytes(),
-                        ))
-                    })
-                    .0
-            }
-        }
+    fn name(&self) -> &RedisString {
+        self.name
     }
 
     /// The slot it is remembered under (0 outside cluster mode).
@@ -174,7 +197,7 @@ fn missing_is_conclusive(ctx: &Context, settings: &Settings, name: &RedisString)
 /// The secret, for commands that only read (GET): the key's, else the remembered one.
 pub fn for_reading(ctx: &Context, settings: &Settings, place: &Place) -> Option<Secret> {
     let db = selected_db(ctx);
-    let name = place.name(settings);
+    let name = place.name();
     match stored(&Key::read(ctx, name), db, place.slot) {
         Stored::Secret(secret) => Some(secret),
         Stored::Missing => remembered(db, place.slot).or_else(|| {
@@ -203,7 +226,7 @@ pub fn for_writing(
     make: bool,
 ) -> Result<Secret, Unusable> {
     let db = selected_db(ctx);
-    let name = place.name(settings);
+    let name = place.name();
     let key = Key::write(ctx, name);
     let secret = match stored(&key, db, place.slot) {
         Stored::Secret(secret) => return Ok(secret),
@@ -239,6 +262,6 @@ pub fn for_writing(
 }
 
 /// The secret's key name, for error messages.
-pub fn key_name(settings: &Settings, place: &Place) -> String {
-    place.name(settings).to_string_lossy()
+pub fn key_name(place: &Place) -> String {
+    place.name().to_string_lossy()
 }
