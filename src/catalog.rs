@@ -180,6 +180,16 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
     },
     CommandDoc {
+        name: c"session.revokeid",
+        summary: c"Destroys the session of an index that LIST gave this identifier (sessionId)",
+        complexity: c"O(N) where N is the number of tokens in the index",
+        arity: 4,
+        key: None,
+        route: Some(Route::NotKeyAt(2)),
+        acl_categories: c"write slow",
+        args: &[PROPERTY, VALUE, arg(c"session-id", ArgKind::String)],
+    },
+    CommandDoc {
         name: c"session.list",
         summary: c"Returns every live session in an index, pruning stale tokens",
         complexity: c"O(N) where N is the number of tokens in the index",
@@ -201,7 +211,7 @@ mod tests {
         let mut unique = names.clone();
         unique.dedup();
         assert_eq!(names, unique);
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
     }
 
     #[test]

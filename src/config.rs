@@ -20,11 +20,40 @@ pub enum Setting {
     IndexPrefix,
     MaxDataBytes,
     RenewInterval,
+    TokenHash,
+}
+
+/// `token-hash`: what a session is stored under after the key prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenHash {
+    /// The token itself (`none`).
+    #[default]
+    None,
+    /// The token's SHA-256 (`sha256`), so that no key, index member or grace record holds a
+    /// token (`crate::token::hashed`).
+    Sha256,
+}
+
+impl TokenHash {
+    /// The setting's text.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenHash::None => "none",
+            TokenHash::Sha256 => "sha256",
+        }
+    }
+
+    /// The value of the text `value`, case-insensitively, spaces around it ignored.
+    pub fn from_name(value: &str) -> Option<TokenHash> {
+        [TokenHash::None, TokenHash::Sha256]
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(value.trim()))
+    }
 }
 
 impl Setting {
     /// Every setting, in the order the README lists them.
-    pub const ALL: [Setting; 8] = [
+    pub const ALL: [Setting; 9] = [
         Setting::Ttl,
         Setting::TokenBytes,
         Setting::Indexes,
@@ -33,6 +62,7 @@ impl Setting {
         Setting::IndexPrefix,
         Setting::MaxDataBytes,
         Setting::RenewInterval,
+        Setting::TokenHash,
     ];
 
     /// The config's name without the `session.` prefix.
@@ -46,6 +76,7 @@ impl Setting {
             Setting::IndexPrefix => "index-prefix",
             Setting::MaxDataBytes => "max-data-bytes",
             Setting::RenewInterval => "renew-interval",
+            Setting::TokenHash => "token-hash",
         }
     }
 
@@ -76,7 +107,9 @@ impl Setting {
             Setting::MaxLifetime => Some((0, MAX_SECONDS)),
             Setting::MaxDataBytes => Some((1024, 536_870_912)),
             Setting::RenewInterval => Some((0, MAX_SECONDS)),
-            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => None,
+            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix | Setting::TokenHash => {
+                None
+            }
         }
     }
 
@@ -102,6 +135,8 @@ pub struct Settings {
     /// Seconds: VALIDATE rewrites a session's expiry only when its remaining time is at most
     /// TTL minus this (0: on every VALIDATE).
     pub renew_interval: i64,
+    /// What new sessions are stored under; sessions made under the other value keep working.
+    pub token_hash: TokenHash,
     /// Not a setting: whether the server runs in cluster mode (fixed for the process, read
     /// at load). Sessions and indexes are then placed by hash slot (`crate::cluster`).
     pub cluster: bool,
@@ -118,6 +153,7 @@ impl Default for Settings {
             index_prefix: String::new(),
             max_data_bytes: 65536,
             renew_interval: 0,
+            token_hash: TokenHash::None,
             cluster: false,
         }
     }
@@ -132,7 +168,7 @@ impl Settings {
             Setting::MaxLifetime => self.max_lifetime,
             Setting::MaxDataBytes => self.max_data_bytes,
             Setting::RenewInterval => self.renew_interval,
-            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => 0,
+            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix | Setting::TokenHash => 0,
         }
     }
 
@@ -142,6 +178,7 @@ impl Settings {
             Setting::Indexes => self.indexes.join(","),
             Setting::KeyPrefix => self.key_prefix.clone(),
             Setting::IndexPrefix => self.index_prefix.clone(),
+            Setting::TokenHash => self.token_hash.name().to_string(),
             _ => self.numeric(setting).to_string(),
         }
     }
@@ -162,7 +199,7 @@ impl Settings {
             Setting::MaxLifetime => self.max_lifetime = value,
             Setting::MaxDataBytes => self.max_data_bytes = value,
             Setting::RenewInterval => self.renew_interval = value,
-            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix => {}
+            Setting::Indexes | Setting::KeyPrefix | Setting::IndexPrefix | Setting::TokenHash => {}
         }
         Ok(())
     }
@@ -187,6 +224,11 @@ impl Settings {
             Setting::Indexes => self.indexes = parse_indexes(value)?,
             Setting::KeyPrefix => self.key_prefix = value.to_string(),
             Setting::IndexPrefix => self.index_prefix = value.to_string(),
+            Setting::TokenHash => {
+                self.token_hash = TokenHash::from_name(value).ok_or_else(|| {
+                    setting.error(format!("'{value}' is not one of none, sha256"))
+                })?;
+            }
             _ => {
                 let number = value
                     .trim()
@@ -403,6 +445,25 @@ mod tests {
         assert_eq!(parse_indexes(" a , b ,a").unwrap(), vec!["a", "b"]);
         assert!(parse_indexes("a,").is_err());
         assert!(parse_indexes(",a").is_err());
+    }
+
+    #[test]
+    fn token_hash_is_none_or_sha256() {
+        let mut s = Settings::default();
+        assert_eq!(s.text(Setting::TokenHash), "none");
+        s.set_text(Setting::TokenHash, "SHA256").unwrap();
+        assert_eq!(s.token_hash, TokenHash::Sha256);
+        assert_eq!(s.text(Setting::TokenHash), "sha256");
+        for bad in ["", "sha-256", "md5", "sha2567", "none,sha256"] {
+            let before = s.clone();
+            let e = s.set_text(Setting::TokenHash, bad).unwrap_err().to_string();
+            assert!(e.contains("is not one of none, sha256"), "{bad}: {e}");
+            assert_eq!(s, before);
+        }
+        s.set_text(Setting::TokenHash, " none ").unwrap();
+        assert_eq!(s.token_hash, TokenHash::None);
+        assert!(!Setting::TokenHash.load_time_only());
+        assert_eq!(Setting::TokenHash.range(), None);
     }
 
     #[test]

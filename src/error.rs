@@ -18,6 +18,8 @@ pub enum Error {
     TooDeep,
     /// `token` is reserved for the reply.
     ReservedToken,
+    /// `sessionId` is reserved for LIST's replies.
+    ReservedSessionId,
     /// An indexed property holds an object or an array.
     BadIndexValue(String),
     /// `TTL` option not a whole number in range.
@@ -90,6 +92,10 @@ impl fmt::Display for Error {
             Error::ReservedToken => {
                 f.write_str("ERR data must not contain the reserved property 'token'")
             }
+            Error::ReservedSessionId => f.write_str(
+                "ERR data must not contain the reserved property 'sessionId' (LIST replies \
+                 each session's identifier under it)",
+            ),
             Error::BadIndexValue(name) => write!(
                 f,
                 "ERR indexed property '{name}' must be a string, number, boolean or null"

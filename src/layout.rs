@@ -7,7 +7,10 @@
 //! - `s2`: the layout's name and version;
 //! - `<tag>`: 16 lowercase hex digits, SipHash-2-4 of the key's name keyed by the dataset's
 //!   session secret ([`Secret`]): the mark that this module wrote a session under this very
-//!   name (a string made up by someone else, or copied from another session's key, fails it);
+//!   name (a string made up by someone else, or copied from another session's key, fails it).
+//!   A session stored under its token's hash (`token-hash sha256`) is tagged with a key
+//!   derived from the secret instead ([`Domain::Hashed`]), so that its key's name, presented
+//!   as a token, names no session;
 //! - `<ttl>`: the session's idle timeout in seconds (1 .. 315360000);
 //! - `<deadline>`: unix milliseconds past which it is never prolonged, `0` for none;
 //! - `<indexes>`: the index keys the token was added to, as a compact JSON array of strings;
@@ -22,6 +25,7 @@
 use std::hash::Hasher;
 
 use rand::CryptoRng;
+use sha2::{Digest, Sha256};
 use siphasher::sip::SipHasher24;
 
 use crate::config::MAX_SECONDS;
@@ -42,10 +46,31 @@ pub fn secret_key(key_prefix: &str) -> String {
     format!("{key_prefix}{SECRET_KEY}")
 }
 
+/// How a session key is named, which decides the key of its tag: after the key prefix,
+/// the token itself, or its hash (`crate::token::hashed`).
+///
+/// The hash is well-formed as a token, so a client that learnt it (from `SCAN`, or as the
+/// identifier LIST gives) could present it: looked up as a token, it names the hashed
+/// session's key, whose tag then fails, because it was made with the other key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// `<key-prefix><token>`: every session of 0.1.0 and of `token-hash none`.
+    Plain,
+    /// `<key-prefix><hash of the token>`: `token-hash sha256`.
+    Hashed,
+}
+
+/// What the key of [`Domain::Hashed`] tags is derived from: SHA-256 of this and the secret.
+const HASHED_DOMAIN: &[u8] = b"redis-session layout 2, hashed token keys\0";
+
 /// The session secret of a dataset: 16 random bytes, kept as 32 lowercase hex digits in
-/// [`secret_key`], that key the tags of its sessions.
+/// [`secret_key`], that key the tags of its sessions; and the key derived from it for
+/// sessions stored under their token's hash (computed once, when the secret is read).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Secret([u8; SECRET_BYTES]);
+pub struct Secret {
+    plain: [u8; SECRET_BYTES],
+    hashed: [u8; SECRET_BYTES],
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,7 +84,19 @@ impl Secret {
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Secret {
         let mut bytes = [0u8; SECRET_BYTES];
         rng.fill_bytes(&mut bytes);
-        Secret(bytes)
+        Secret::new(bytes)
+    }
+
+    fn new(plain: [u8; SECRET_BYTES]) -> Secret {
+        let digest = Sha256::new()
+            .chain_update(HASHED_DOMAIN)
+            .chain_update(plain)
+            .finalize();
+        let mut hashed = [0u8; SECRET_BYTES];
+        for (to, from) in hashed.iter_mut().zip(digest) {
+            *to = from;
+        }
+        Secret { plain, hashed }
     }
 
     /// The secret stored as `text`: exactly 32 lowercase hex digits, or `None`.
@@ -74,17 +111,26 @@ impl Secret {
             };
             *byte = (hex_digit(*high)? << 4) | hex_digit(*low)?;
         }
-        Some(Secret(bytes))
+        Some(Secret::new(bytes))
     }
 
     /// The text stored in the secret's key.
     pub fn to_hex(&self) -> String {
-        crate::token::to_hex(&self.0)
+        crate::token::to_hex(&self.plain)
     }
 
-    /// The tag of a session stored under the key `name`.
+    /// The tag of a session stored under the key `name`, named by its token.
     pub fn tag(&self, name: &[u8]) -> u64 {
-        let mut hasher = SipHasher24::new_with_key(&self.0);
+        self.tag_in(Domain::Plain, name)
+    }
+
+    /// The tag of a session stored under the key `name`, named as `domain` says.
+    pub fn tag_in(&self, domain: Domain, name: &[u8]) -> u64 {
+        let key = match domain {
+            Domain::Plain => &self.plain,
+            Domain::Hashed => &self.hashed,
+        };
+        let mut hasher = SipHasher24::new_with_key(key);
         hasher.write(name);
         hasher.finish()
     }
@@ -113,9 +159,10 @@ fn number(text: &[u8]) -> Option<(i64, &[u8])> {
     Some((value, rest))
 }
 
-/// The string stored for a session under the key `name`.
+/// The string stored for a session under the key `name`, named as `domain` says.
 pub fn encode(
     secret: &Secret,
+    domain: Domain,
     name: &[u8],
     lifetime: Lifetime,
     indexes: Option<&[u8]>,
@@ -125,7 +172,9 @@ pub fn encode(
     let mut numbers = itoa::Buffer::new();
     let mut value = Vec::with_capacity(48 + indexes.map_or(0, <[u8]>::len) + data.len());
     value.extend_from_slice(MAGIC);
-    value.extend_from_slice(crate::token::to_hex(&secret.tag(name).to_be_bytes()).as_bytes());
+    value.extend_from_slice(
+        crate::token::to_hex(&secret.tag_in(domain, name).to_be_bytes()).as_bytes(),
+    );
     value.push(b' ');
     value.extend_from_slice(numbers.format(lifetime.ttl).as_bytes());
     value.push(b' ');
@@ -194,38 +243,55 @@ impl<'a> View<'a> {
         })
     }
 
-    /// True when the tag is the one `secret` gives the key `name`: the module wrote this
-    /// session under this name.
-    pub fn is_signed(&self, secret: &Secret, name: &[u8]) -> bool {
-        self.tag == secret.tag(name)
+    /// True when the tag is the one `secret` gives the key `name` in `domain`: the module
+    /// wrote this session under this name, named so.
+    pub fn is_signed(&self, secret: &Secret, domain: Domain, name: &[u8]) -> bool {
+        self.tag == secret.tag_in(domain, name)
+    }
+
+    /// The domain whose tag this is for the key `name`, if either.
+    pub fn domain(&self, secret: &Secret, name: &[u8]) -> Option<Domain> {
+        [Domain::Plain, Domain::Hashed]
+            .into_iter()
+            .find(|&domain| self.is_signed(secret, domain, name))
     }
 }
 
 /// What a rotated token's key holds during its grace window (SESSION.ROTATE ... GRACE):
-/// `r2 <tag> <new token>`, the tag as a session's (the secret's SipHash of this key's own
-/// name). It forwards reads to the new token's session, read-only, until it expires.
+/// `r2 <tag> <new member>`, the tag as a session's (the secret's SipHash of this key's own
+/// name, in its domain), the new session's key name after the key prefix (its token, or with
+/// `token-hash sha256` the token's hash: a record never holds a token that was not already
+/// its key's). It forwards reads to the new session, read-only, until it expires.
 pub const FORWARD_MAGIC: &[u8] = b"r2 ";
 
-/// The grace record of the key `name`, forwarding to `new_token`.
-pub fn encode_forward(secret: &Secret, name: &[u8], new_token: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(FORWARD_MAGIC.len() + TAG_LEN + 1 + new_token.len());
+/// The grace record of the key `name` (named as `domain` says), forwarding to the session
+/// at `<key-prefix><target>`.
+pub fn encode_forward(secret: &Secret, domain: Domain, name: &[u8], target: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(FORWARD_MAGIC.len() + TAG_LEN + 1 + target.len());
     value.extend_from_slice(FORWARD_MAGIC);
-    value.extend_from_slice(crate::token::to_hex(&secret.tag(name).to_be_bytes()).as_bytes());
+    value.extend_from_slice(
+        crate::token::to_hex(&secret.tag_in(domain, name).to_be_bytes()).as_bytes(),
+    );
     value.push(b' ');
-    value.extend_from_slice(new_token);
+    value.extend_from_slice(target);
     value
 }
 
-/// The token a grace record of the key `name` forwards to, when `value` is one that
-/// `secret` signs for that name; `None` for anything else.
-pub fn parse_forward<'a>(value: &'a [u8], secret: &Secret, name: &[u8]) -> Option<&'a [u8]> {
+/// The key name (after the key prefix) a grace record of the key `name` forwards to, when
+/// `value` is one that `secret` signs for that name in `domain`; `None` for anything else.
+pub fn parse_forward<'a>(
+    value: &'a [u8],
+    secret: &Secret,
+    domain: Domain,
+    name: &[u8],
+) -> Option<&'a [u8]> {
     let rest = value.strip_prefix(FORWARD_MAGIC)?;
     let (tag, rest) = (rest.get(..TAG_LEN)?, rest.get(TAG_LEN..)?);
     let tag = tag
         .iter()
         .try_fold(0u64, |acc, &b| Some((acc << 4) | u64::from(hex_digit(b)?)))?;
     let token = rest.strip_prefix(b" ")?;
-    (tag == secret.tag(name) && crate::token::is_well_formed(token)).then_some(token)
+    (tag == secret.tag_in(domain, name) && crate::token::is_well_formed(token)).then_some(token)
 }
 
 #[cfg(test)]
@@ -247,6 +313,7 @@ mod tests {
         };
         let value = encode(
             &s,
+            Domain::Plain,
             NAME,
             lifetime,
             Some(br#"["user_id:150"]"#),
@@ -259,12 +326,12 @@ mod tests {
         );
         assert_eq!(text, expected);
         let view = View::parse(&value, true).unwrap();
-        assert!(view.is_signed(&s, NAME));
+        assert!(view.is_signed(&s, Domain::Plain, NAME));
         assert_eq!(view.lifetime, lifetime);
         assert_eq!(view.indexes, Some(br#"["user_id:150"]"#.as_slice()));
         assert_eq!(view.data, br#"{"user_id":150}"#);
 
-        let plain = encode(&s, NAME, lifetime, None, b"{}");
+        let plain = encode(&s, Domain::Plain, NAME, lifetime, None, b"{}");
         let view = View::parse(&plain, true).unwrap();
         assert_eq!(view.indexes, None);
         assert_eq!(view.data, b"{}");
@@ -285,11 +352,41 @@ mod tests {
             ttl: 60,
             deadline_ms: 1,
         };
-        let value = encode(&s, NAME, lifetime, None, b"{}");
+        let value = encode(&s, Domain::Plain, NAME, lifetime, None, b"{}");
         let view = View::parse(&value, true).unwrap();
-        assert!(view.is_signed(&s, NAME));
-        assert!(!view.is_signed(&other, NAME));
-        assert!(!view.is_signed(&s, b"sess:0123456789abcdef0123456789abcdef0123456789abcdef"));
+        assert!(view.is_signed(&s, Domain::Plain, NAME));
+        assert!(!view.is_signed(&other, Domain::Plain, NAME));
+        assert!(!view.is_signed(&s, Domain::Plain, b"sess:0123456789abcdef0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn a_hashed_session_is_no_session_by_its_name_as_a_token() {
+        let s = secret();
+        let lifetime = Lifetime {
+            ttl: 60,
+            deadline_ms: 0,
+        };
+        let hashed = encode(&s, Domain::Hashed, NAME, lifetime, None, b"{}");
+        let view = View::parse(&hashed, true).unwrap();
+        assert!(view.is_signed(&s, Domain::Hashed, NAME));
+        assert!(!view.is_signed(&s, Domain::Plain, NAME));
+        assert_eq!(view.domain(&s, NAME), Some(Domain::Hashed));
+        let plain = encode(&s, Domain::Plain, NAME, lifetime, None, b"{}");
+        let view = View::parse(&plain, true).unwrap();
+        assert!(!view.is_signed(&s, Domain::Hashed, NAME));
+        assert_eq!(view.domain(&s, NAME), Some(Domain::Plain));
+        assert_eq!(view.domain(&s, b"another name"), None);
+        // The derived key is neither the secret nor the same for another secret.
+        let other = Secret::from_hex(b"100102030405060708090a0b0c0d0e0f").unwrap();
+        assert_ne!(s.tag_in(Domain::Hashed, NAME), s.tag(NAME));
+        assert_ne!(s.tag_in(Domain::Hashed, NAME), other.tag_in(Domain::Hashed, NAME));
+        // Grace records too.
+        let record = encode_forward(&s, Domain::Hashed, NAME, NAME);
+        assert_eq!(parse_forward(&record, &s, Domain::Plain, NAME), None);
+        assert_eq!(
+            parse_forward(&record, &s, Domain::Hashed, NAME),
+            Some(NAME)
+        );
     }
 
     #[test]
@@ -345,16 +442,16 @@ mod tests {
     fn a_grace_record_forwards_only_when_signed_for_its_name() {
         let s = secret();
         let new = b"abcdef0123456789abcdef0123456789abcdef0123456789";
-        let value = encode_forward(&s, NAME, new);
+        let value = encode_forward(&s, Domain::Plain, NAME, new);
         let tag = format!("{:016x}", s.tag(NAME));
         assert_eq!(
             value,
             format!("r2 {tag} {}", std::str::from_utf8(new).unwrap()).into_bytes()
         );
-        assert_eq!(parse_forward(&value, &s, NAME), Some(new.as_slice()));
-        assert_eq!(parse_forward(&value, &s, b"other"), None);
+        assert_eq!(parse_forward(&value, &s, Domain::Plain, NAME), Some(new.as_slice()));
+        assert_eq!(parse_forward(&value, &s, Domain::Plain, b"other"), None);
         let other = Secret::from_hex(b"ff0102030405060708090a0b0c0d0e0f").unwrap();
-        assert_eq!(parse_forward(&value, &other, NAME), None);
+        assert_eq!(parse_forward(&value, &other, Domain::Plain, NAME), None);
         for bad in [
             format!("r2 {tag} "),
             format!("r2 {tag} ABCDEF0123456789ABCDEF0123456789"),
@@ -362,7 +459,7 @@ mod tests {
             format!("r2 {tag}  abcdef0123456789abcdef0123456789"),
             format!("s2 {tag} abcdef0123456789abcdef0123456789"),
         ] {
-            assert_eq!(parse_forward(bad.as_bytes(), &s, NAME), None, "{bad}");
+            assert_eq!(parse_forward(bad.as_bytes(), &s, Domain::Plain, NAME), None, "{bad}");
         }
         // A grace record is no session.
         assert_eq!(View::parse(&value, true), None);

@@ -62,6 +62,11 @@ mod registration {
         guarded(ctx, args, commands::revoke_index)
     }
 
+    /// SESSION.REVOKEID property value session-id
+    fn session_revokeid(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+        guarded(ctx, args, commands::revoke_id)
+    }
+
     /// SESSION.LIST property value
     fn session_list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         guarded(ctx, args, commands::list)
@@ -87,9 +92,10 @@ mod registration {
             ["session.update", session_update, "write deny-oom no-monitor no-slowlog", 1, 1, 1, ""],
             ["session.rotate", session_rotate, "write deny-oom no-monitor no-slowlog", 1, 1, 1, ""],
             ["session.destroy", session_destroy, "write no-monitor no-slowlog", 1, 1, 1, ""],
-            // REVOKEINDEX and LIST name an index by property and value, not by key: the key
+            // REVOKEINDEX, REVOKEID and LIST name an index by property and value, not by key: the key
             // they touch is computed from the settings, so they declare none.
             ["session.revokeindex", session_revokeindex, "write no-monitor no-slowlog", 0, 0, 0, ""],
+            ["session.revokeid", session_revokeid, "write no-monitor no-slowlog", 0, 0, 0, ""],
             ["session.list", session_list, "write no-monitor no-slowlog", 0, 0, 0, ""],
         ],
     }

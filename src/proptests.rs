@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::config::{Setting, Settings, MAX_SECONDS};
 use crate::error::Error;
 use crate::json::{self, Object, MAX_DEPTH};
-use crate::layout::{encode, Secret, View};
+use crate::layout::{encode, Domain, Secret, View};
 use crate::session::{CreateOptions, Lifetime, MaxSessions, Stored};
 use crate::token;
 
@@ -535,23 +535,32 @@ proptest! {
         index_keys in vec(text(), 0..4),
         name in vec(any::<u8>(), 0..64),
         key in any::<[u8; 16]>(),
+        hashed in any::<bool>(),
     ) {
         let secret = Secret::from_hex(token::to_hex(&key).as_bytes()).unwrap();
+        let (domain, wrong) = if hashed {
+            (Domain::Hashed, Domain::Plain)
+        } else {
+            (Domain::Plain, Domain::Hashed)
+        };
         let data = json::to_text(&object);
         let indexes = (!index_keys.is_empty()).then(|| serde_json::to_string(&index_keys).unwrap());
         let lifetime = Lifetime { ttl, deadline_ms };
         let value = encode(
             &secret,
+            domain,
             &name,
             lifetime,
             indexes.as_deref().map(str::as_bytes),
             data.as_bytes(),
         );
         let view = View::parse(&value, true).unwrap();
-        prop_assert!(view.is_signed(&secret, &name));
+        prop_assert!(view.is_signed(&secret, domain, &name));
+        prop_assert!(!view.is_signed(&secret, wrong, &name));
+        prop_assert_eq!(view.domain(&secret, &name), Some(domain));
         let mut other = name.clone();
         other.push(b'x');
-        prop_assert!(!view.is_signed(&secret, &other));
+        prop_assert!(!view.is_signed(&secret, domain, &other));
         prop_assert_eq!(view.lifetime, lifetime);
         prop_assert_eq!(view.data, data.as_bytes());
         prop_assert_eq!(view.indexes, indexes.as_deref().map(str::as_bytes));

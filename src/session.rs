@@ -13,6 +13,8 @@ use crate::json::{self, Object};
 pub const CREATED_AT: &str = "createdAt";
 /// The property reserved for the reply.
 pub const TOKEN: &str = "token";
+/// The property reserved for LIST's replies: the session's identifier (`crate::token::hashed`).
+pub const SESSION_ID: &str = "sessionId";
 
 /// The largest `MAXSESSIONS` limit.
 pub const MAX_SESSIONS_LIMIT: i64 = 1_000_000;
@@ -231,6 +233,9 @@ impl NewSession {
         if object.contains_key(TOKEN) {
             return Err(Error::ReservedToken);
         }
+        if object.contains_key(SESSION_ID) {
+            return Err(Error::ReservedSessionId);
+        }
         if !object.contains_key(CREATED_AT) {
             object.insert(
                 CREATED_AT.to_string(),
@@ -283,6 +288,10 @@ impl UpdatedSession {
         let patch = json::parse_object(patch, settings.max_data_bytes)?;
         if patch.contains_key(TOKEN) {
             return Err(Error::ReservedToken);
+        }
+        // `null` removes it: a session stored before the name was reserved may have one.
+        if patch.get(SESSION_ID).is_some_and(|v| !v.is_null()) {
+            return Err(Error::ReservedSessionId);
         }
         // The stored data was checked when written; a lowered max-data-bytes bounds only
         // the merged result below.
@@ -438,19 +447,44 @@ pub fn format_created_at(now_ms: i64) -> String {
 
 /// Puts `"token":"<token>"` first in the JSON object text `data`.
 pub fn with_token(data: &str, token: &str) -> String {
-    // `token` is lowercase hex, so it needs no escaping; `data` is an object's compact text.
+    with_property(data, TOKEN, token)
+}
+
+/// Puts `"<name>":"<value>"` first in the JSON object text `data`; neither `name` nor
+/// `value` (a token, an identifier: hex after a slot tag) needs escaping.
+fn with_property(data: &str, name: &str, value: &str) -> String {
     let body = data.strip_prefix('{').unwrap_or("}");
-    let mut reply = String::with_capacity(data.len() + token.len() + 12);
+    let mut reply = String::with_capacity(data.len() + name.len() + value.len() + 8);
     reply.push_str("{\"");
-    reply.push_str(TOKEN);
+    reply.push_str(name);
     reply.push_str("\":\"");
-    reply.push_str(token);
+    reply.push_str(value);
     reply.push('"');
     if !body.starts_with('}') {
         reply.push(',');
     }
     reply.push_str(body);
     reply
+}
+
+/// One element of LIST's reply: `{"token":"<token>","sessionId":"<id>", ...data}`, without
+/// the token when `token` is `None` (`token-hash sha256`). A `sessionId` the data has (stored
+/// before the name was reserved) gives way to the identifier.
+pub fn listed(data: &str, token: Option<&str>, id: &str) -> String {
+    let cleaned;
+    let mut data = data;
+    if data.contains(&format!("\"{SESSION_ID}\"")) {
+        if let Ok(mut object) = json::parse_object(data.as_bytes(), i64::MAX) {
+            object.remove(SESSION_ID);
+            cleaned = json::to_text(&object);
+            data = &cleaned;
+        }
+    }
+    let element = with_property(data, SESSION_ID, id);
+    match token {
+        Some(token) => with_property(&element, TOKEN, token),
+        None => element,
+    }
 }
 
 /// A session hash's fields as read from Redis, checked for being one this module wrote.
@@ -929,6 +963,36 @@ mod tests {
         };
         assert_eq!(tiny.index_expire_at(NOW), NOW + 62);
         assert!(tiny.index_expire_at(i64::MAX) == i64::MAX);
+    }
+
+    #[test]
+    fn list_elements_carry_the_identifier_and_the_token_if_shown() {
+        assert_eq!(
+            listed(r#"{"a":1}"#, Some("ab"), "{x}cd"),
+            r#"{"token":"ab","sessionId":"{x}cd","a":1}"#
+        );
+        assert_eq!(listed("{}", None, "cd"), r#"{"sessionId":"cd"}"#);
+        // The data's own sessionId (stored before it was reserved) gives way.
+        assert_eq!(
+            listed(r#"{"a":1,"sessionId":"mine","b":[2]}"#, None, "cd"),
+            r#"{"sessionId":"cd","a":1,"b":[2]}"#
+        );
+        // Only a property of that name, not a string holding it.
+        assert_eq!(
+            listed(r#"{"a":"\"sessionId\""}"#, None, "cd"),
+            r#"{"sessionId":"cd","a":"\"sessionId\""}"#
+        );
+    }
+
+    #[test]
+    fn session_id_is_reserved_in_data_and_patches() {
+        let got = NewSession::plan(br#"{"sessionId":"x"}"#, Default::default(), &settings(""), NOW);
+        assert_eq!(got.err(), Some(Error::ReservedSessionId));
+        let stored = br#"{"sessionId":"old","a":1}"#;
+        let patched = UpdatedSession::plan(stored, br#"{"sessionId":"x"}"#, &settings(""));
+        assert_eq!(patched.err(), Some(Error::ReservedSessionId));
+        let removed = UpdatedSession::plan(stored, br#"{"sessionId":null}"#, &settings("")).unwrap();
+        assert_eq!(removed.data, r#"{"a":1}"#);
     }
 
     #[test]

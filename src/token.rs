@@ -2,6 +2,7 @@
 //! attacker-supplied token is well-formed before any key is touched.
 
 use rand::CryptoRng;
+use sha2::{Digest, Sha256};
 
 /// Shortest token accepted by commands (16 bytes of hex).
 pub const MIN_LEN: usize = 32;
@@ -40,6 +41,20 @@ pub fn is_well_formed(token: &[u8]) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
+/// What a session is stored under in place of its token with `token-hash sha256`, and the
+/// non-secret identifier LIST gives any session (README "Hashed tokens"): the token's slot tag
+/// (cluster mode), if it has one, followed by the lowercase hex SHA-256 of the whole token.
+/// It keeps the token's hash slot, and is well-formed itself (64 hex digits), but names no
+/// session when presented as a token: see `layout::Domain`.
+pub fn hashed(token: &[u8]) -> String {
+    let tag = crate::cluster::tag_prefix(token);
+    let digest = Sha256::digest(token);
+    let mut member = String::with_capacity(tag.len() + 2 * digest.len());
+    member.push_str(&String::from_utf8_lossy(tag));
+    member.push_str(&to_hex(&digest));
+    member
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +75,26 @@ mod tests {
         let a = generate(&mut rng, 24);
         let b = generate(&mut rng, 24);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hashes_are_sha256_hex_after_the_tag() {
+        // FIPS 180-2 test vector: SHA-256("abc").
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hashed(b"abc"), abc);
+        let token = format!("{{06S}}{}", "a".repeat(48));
+        let member = hashed(token.as_bytes());
+        assert!(member.starts_with("{06S}"), "{member}");
+        assert_eq!(member.len(), 5 + 64);
+        assert!(is_well_formed(member.as_bytes()));
+        assert_eq!(
+            crate::cluster::key_slot(member.as_bytes()),
+            crate::cluster::key_slot(token.as_bytes())
+        );
+        // The tag is hashed too: another slot's token of the same hex has another hash.
+        let other = format!("{{07S}}{}", "a".repeat(48));
+        assert_ne!(&hashed(other.as_bytes())[5..], &member[5..]);
+        assert_ne!(hashed(b"abd"), abc);
     }
 
     #[test]

@@ -89,7 +89,7 @@ fn load_args_for_all_settings() -> Vec<&'static str> {
 }
 
 #[test]
-fn config_get_lists_all_eight_settings_with_defaults() {
+fn config_get_lists_all_nine_settings_with_defaults() {
     let s = Server::start(&[]);
     let mut c = s.conn();
     let all = c.config_get_all("session.*");
@@ -101,6 +101,7 @@ fn config_get_lists_all_eight_settings_with_defaults() {
         ("session.max-lifetime", "0"),
         ("session.renew-interval", "0"),
         ("session.token-bytes", "24"),
+        ("session.token-hash", "none"),
         ("session.ttl", "7200"),
     ]
     .iter()

@@ -14,7 +14,8 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::{
-    normalize, parse_object, sync_replica, Conn, Layout, Server, StoredSession, UNKNOWN_TOKEN,
+    keys_of, normalize, parse_object, session_id, sync_replica, Conn, Layout, Server,
+    StoredSession, UNKNOWN_TOKEN,
 };
 use redis::Value;
 
@@ -607,12 +608,16 @@ fn list_replies_every_live_session_with_token_first() {
     assert_eq!(elements.len(), 3, "{elements:?}");
     let mut seen = BTreeSet::new();
     for text in &elements {
-        let m = parse_object(text);
-        assert_eq!(m.keys().next().map(String::as_str), Some("token"), "{text}");
-        let token = m["token"].as_str().unwrap();
-        // Shaped like CREATE's reply: the same token, data and key order.
-        assert_eq!(normalize(text), normalize(by_token[token]), "LIST element");
-        seen.insert(token.to_string());
+        let mut m = parse_object(text);
+        assert_eq!(keys_of(&m)[..2], ["token", "sessionId"], "{text}");
+        let token = m["token"].as_str().unwrap().to_string();
+        // The identifier (README "Hashed tokens"): the token's SHA-256, never the token.
+        let id = m.shift_remove("sessionId").unwrap();
+        assert_eq!(id.as_str(), Some(session_id(&token).as_str()), "{text}");
+        // Otherwise shaped like CREATE's reply: the same token, data and key order.
+        let rest = serde_json::to_string(&m).unwrap();
+        assert_eq!(normalize(&rest), normalize(by_token[token.as_str()]), "LIST element");
+        seen.insert(token);
     }
     let expected: BTreeSet<String> = by_token.keys().map(|t| t.to_string()).collect();
     assert_eq!(seen, expected);

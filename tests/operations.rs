@@ -690,6 +690,7 @@ fn info_session_lists_every_field() {
         ("session_sessions_ended_by_lost_index", "0"),
         ("session_sessions_ended_by_maxsessions", "0"),
         ("session_rotated", "0"),
+        ("session_revoked_by_id", "0"),
         ("session_key_events", yes_no(kind.key_events())),
         ("session_slot_functions", yes_no(kind.slot_functions())),
         (
@@ -708,6 +709,7 @@ fn info_session_lists_every_field() {
         ("session_index_prefix", ""),
         ("session_max_data_bytes", "65536"),
         ("session_renew_interval", "0"),
+        ("session_token_hash", "none"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

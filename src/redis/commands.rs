@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 
-use crate::config::Settings;
+use crate::config::{Settings, TokenHash};
 use crate::error::Error;
-use crate::layout::{self, View};
+use crate::layout::{self, Domain, View};
 use crate::session::{self, CreateOptions, Lifetime, NewSession, Stored, UpdatedSession};
 use crate::token;
 
@@ -56,12 +56,47 @@ fn string(ctx: &Context, bytes: &[u8]) -> RedisString {
     RedisString::create_from_slice(ctx.get_raw(), bytes)
 }
 
-/// `<key-prefix><token>` as a Redis string.
-fn session_key(ctx: &Context, settings: &Settings, token: &[u8]) -> RedisString {
-    let mut name = Vec::with_capacity(settings.key_prefix.len() + token.len());
+/// `<key-prefix><member>` as a Redis string: the key of the session an index lists as
+/// `member` (its token, or with `token-hash sha256` the token's hash).
+fn session_key(ctx: &Context, settings: &Settings, member: &[u8]) -> RedisString {
+    let mut name = Vec::with_capacity(settings.key_prefix.len() + member.len());
     name.extend_from_slice(settings.key_prefix.as_bytes());
-    name.extend_from_slice(token);
+    name.extend_from_slice(member);
     string(ctx, &name)
+}
+
+/// What a token is stored under in `domain`, after the key prefix: itself, or its hash.
+fn member_of(token: &[u8], domain: Domain) -> Vec<u8> {
+    match domain {
+        Domain::Plain => token.to_vec(),
+        Domain::Hashed => token::hashed(token).into_bytes(),
+    }
+}
+
+/// The domain new sessions are stored in under the settings.
+fn new_domain(settings: &Settings) -> Domain {
+    match settings.token_hash {
+        TokenHash::None => Domain::Plain,
+        TokenHash::Sha256 => Domain::Hashed,
+    }
+}
+
+/// The domains a presented token is looked up in, the current `token-hash`'s first: a
+/// session made under the other value keeps working after a switch.
+fn lookup_order(settings: &Settings) -> [Domain; 2] {
+    match settings.token_hash {
+        TokenHash::None => [Domain::Plain, Domain::Hashed],
+        TokenHash::Sha256 => [Domain::Hashed, Domain::Plain],
+    }
+}
+
+/// The identifier LIST gives a session and REVOKEID takes: its member when stored hashed,
+/// else the hash of its token (the same whatever `token-hash` was when it was made).
+fn identifier(member: &[u8], domain: Domain) -> String {
+    match domain {
+        Domain::Hashed => String::from_utf8_lossy(member).into_owned(),
+        Domain::Plain => token::hashed(member),
+    }
 }
 
 fn notify(ctx: &Context, event: &str, key: &RedisString) {
@@ -86,12 +121,24 @@ enum Body {
 /// An open session: its key and what it holds.
 struct Found {
     name: RedisString,
+    /// The key prefix's length: the rest of `name` is what its indexes list.
+    prefix_len: usize,
+    /// How its key is named (a 0.1.0 hash: by its token).
+    domain: Domain,
     key: Key,
     body: Body,
     stored: Stored,
 }
 
 impl Found {
+    /// What its indexes list for it (its key's name after the key prefix).
+    fn member(&self) -> &[u8] {
+        self.name
+            .as_slice()
+            .get(self.prefix_len..)
+            .unwrap_or_default()
+    }
+
     /// The session data's JSON text.
     fn data(&self) -> &[u8] {
         match &self.body {
@@ -182,68 +229,103 @@ impl Secrets {
     }
 }
 
-/// Opens the session named by `token`, or `None` when the token is malformed or its key is
-/// not a session this module wrote. Nothing is read beyond the type unless it is a hash.
-fn find(ctx: &Context, settings: &Settings, token: &[u8], write: bool) -> Option<Found> {
-    find_in(ctx, settings, token, &mut Secrets::new(write))
+/// Opens the session an index lists as `member`, or `None` when it is malformed or its key
+/// is not a session this module wrote. Nothing is read beyond the type unless it is a hash.
+/// Either domain is accepted: members come from index sets and grace records, which the
+/// module wrote.
+fn find_member(ctx: &Context, settings: &Settings, member: &[u8], write: bool) -> Option<Found> {
+    find_in(ctx, settings, member, &mut Secrets::new(write))
 }
 
-/// [`find`] for commands that find many sessions: `secrets` is looked up once for all.
+/// [`find_member`] for commands that find many sessions: `secrets` is looked up once for all.
 fn find_in(
     ctx: &Context,
     settings: &Settings,
-    token: &[u8],
+    member: &[u8],
     secrets: &mut Secrets,
 ) -> Option<Found> {
-    if !token::is_well_formed(token) {
+    if !token::is_well_formed(member) {
         return None;
     }
-    open_session_with(ctx, session_key(ctx, settings, token), secrets, true)
+    let name = session_key(ctx, settings, member);
+    open_session_with(ctx, settings, name, secrets, true, None)
 }
 
-/// [`find`] for a token given as a command argument: without a key prefix the argument is
-/// the key's name as it is, and is used without a copy (this is every VALIDATE's path).
-fn find_arg(ctx: &Context, settings: &Settings, token: &RedisString, write: bool) -> Option<Found> {
-    find_arg_with(ctx, settings, token, write, true)
+/// The key `token` names in `domain`: without a key prefix, the plain one is the argument
+/// as it is, used without a copy (this is every VALIDATE's path).
+fn token_key(ctx: &Context, settings: &Settings, token: &RedisString, domain: Domain) -> RedisString {
+    match domain {
+        Domain::Plain if settings.key_prefix.is_empty() => token.safe_clone(ctx),
+        _ => session_key(ctx, settings, &member_of(token.as_slice(), domain)),
+    }
 }
 
-/// [`find_arg`], with the check of the `indexes` field left to the caller when
-/// `check_indexes` is false.
-fn find_arg_with(
+/// Opens the session a token given as a command argument names, looking in each domain in
+/// turn (see [`lookup_order`]); `None` when the token is malformed or names none. The
+/// caller's permissions for each key looked at are checked first, unless the key is the
+/// token itself (which Redis checked, being the command's declared key): with a key prefix
+/// or a hash the token is not the key. The check of the `indexes` field is left to the
+/// caller when `check_indexes` is false.
+fn find_token(
     ctx: &Context,
     settings: &Settings,
+    caller: &mut Caller,
     token: &RedisString,
-    write: bool,
+    access: Access,
     check_indexes: bool,
-) -> Option<Found> {
+) -> Result<Option<Found>, RedisError> {
     if !token::is_well_formed(token.as_slice()) {
-        return None;
+        return Ok(None);
     }
-    let name = if settings.key_prefix.is_empty() {
-        token.safe_clone(ctx)
-    } else {
-        session_key(ctx, settings, token.as_slice())
-    };
-    open_session_with(ctx, name, &mut Secrets::new(write), check_indexes)
+    let write = access != Access::Read;
+    for domain in lookup_order(settings) {
+        let name = token_key(ctx, settings, token, domain);
+        if name.as_slice() != token.as_slice() {
+            caller.check(name.as_slice(), access)?;
+        }
+        let found = open_session_with(
+            ctx,
+            settings,
+            name,
+            &mut Secrets::new(write),
+            check_indexes,
+            Some(domain),
+        );
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 /// Opens the key `name` (for writing when `secrets` is a writer's) and reads it as a
-/// session, leaving the check of the index list to the caller when `check_indexes` is false
-/// (VALIDATE checks it while walking it, once).
+/// session of `domain` (of either when `None`), leaving the check of the index list to the
+/// caller when `check_indexes` is false (VALIDATE checks it while walking it, once).
 fn open_session_with(
     ctx: &Context,
+    settings: &Settings,
     name: RedisString,
     secrets: &mut Secrets,
     check_indexes: bool,
+    domain: Option<Domain>,
 ) -> Option<Found> {
     let key = if secrets.write {
         Key::write(ctx, &name)
     } else {
         Key::read(ctx, &name)
     };
-    let (body, stored) = read_session(ctx, &key, name.as_slice(), secrets, check_indexes)?;
+    let (body, stored, domain) = read_session(
+        ctx,
+        &key,
+        name.as_slice(),
+        secrets,
+        check_indexes,
+        domain,
+    )?;
     Some(Found {
         name,
+        prefix_len: settings.key_prefix.len(),
+        domain,
         key,
         body,
         stored,
@@ -251,23 +333,26 @@ fn open_session_with(
 }
 
 /// Reads the open key `name` as a session, in either layout: a string of layout 2 whose tag
-/// the dataset's secret signs for this name, or a 0.1.0 hash whose fields are well-formed.
-/// `None` when it is not a session this module wrote.
+/// the dataset's secret signs for this name (in `domain`, or either when `None`), or a 0.1.0
+/// hash whose fields are well-formed (named by its token). `None` when it is not a session
+/// this module wrote.
 fn read_session(
     ctx: &Context,
     key: &Key,
     name: &[u8],
     secrets: &mut Secrets,
     check_indexes: bool,
-) -> Option<(Body, Stored)> {
+    domain: Option<Domain>,
+) -> Option<(Body, Stored, Domain)> {
     match key.kind() {
         Kind::String => {
             let value = key.string_value()?;
             let view = View::parse(value, check_indexes)?;
             let secret = secrets.get(ctx, name)?;
-            if !view.is_signed(&secret, name) {
-                return None;
-            }
+            let domain = match domain {
+                Some(domain) => view.is_signed(&secret, domain, name).then_some(domain)?,
+                None => view.domain(&secret, name)?,
+            };
             let range = |part: &[u8]| {
                 let start = part.as_ptr().addr().wrapping_sub(value.as_ptr().addr());
                 start..start + part.len()
@@ -281,9 +366,10 @@ fn read_session(
                 Stored {
                     lifetime: view.lifetime,
                 },
+                domain,
             ))
         }
-        Kind::Hash => {
+        Kind::Hash if domain != Some(Domain::Hashed) => {
             let [data, ttl, deadline, indexes] = key.hash_get4(
                 ctx,
                 [Field::Data, Field::Ttl, Field::Deadline, Field::Indexes],
@@ -301,7 +387,7 @@ fn read_session(
                 data: data?,
                 indexes,
             };
-            Some((body, stored))
+            Some((body, stored, Domain::Plain))
         }
         _ => None,
     }
@@ -367,24 +453,6 @@ fn raise_index_expiry(
     Some(key.value_length())
 }
 
-/// With a key prefix, the key a token names is not the key its command declares (the token
-/// itself, which carries no ACL flag then, see `docs.rs`): the caller's permissions for
-/// `<prefix><token>` are checked here instead, before the key is read. A malformed token
-/// names no key and is unknown anyway.
-fn check_session_key(
-    caller: &mut Caller,
-    settings: &Settings,
-    token: &RedisString,
-    access: Access,
-) -> Result<(), RedisError> {
-    if settings.key_prefix.is_empty() || !token::is_well_formed(token.as_slice()) {
-        return Ok(());
-    }
-    let mut name = settings.key_prefix.as_bytes().to_vec();
-    name.extend_from_slice(token.as_slice());
-    caller.check(&name, access)
-}
-
 /// Whether VALIDATE must raise the expiry of the index set `name` so that it does not
 /// expire before `needed_ms` (it has an expiry, and an earlier one); `None` when `name` is
 /// not a set. Reads only (the key is looked up as a read, which keeps it recently used).
@@ -445,7 +513,7 @@ pub(super) fn index_remove<T: AsRef<[u8]>>(ctx: &Context, index: &[u8], tokens: 
 /// `RM_Call`: the module API of 7.0 has no other set lookup (it costs VALIDATE a fifth of its
 /// throughput and shows in MONITOR, as the index `SADD`s do; README, "Eviction"). A session
 /// that fails is ended instead of served (fail closed), as key events do at once on 7.2+.
-fn revocable(ctx: &Context, found: &Found, token: &[u8]) -> bool {
+fn revocable(ctx: &Context, found: &Found) -> bool {
     if capabilities::key_events() {
         return true;
     }
@@ -457,7 +525,7 @@ fn revocable(ctx: &Context, found: &Found, token: &[u8]) -> bool {
     let well_formed = session::visit_index_list(indexes, |index| {
         all = all
             && if members_checked {
-                effects::sismember(ctx, index, token)
+                effects::sismember(ctx, index, found.member())
             } else {
                 kind_of(ctx, index) == Kind::Set
             };
@@ -467,13 +535,8 @@ fn revocable(ctx: &Context, found: &Found, token: &[u8]) -> bool {
 
 /// [`revocable`], and in cluster mode an error instead of `false` when an index it lists is
 /// missing while its slot is being migrated (it may be on the other node: TRYAGAIN).
-fn revocable_here(
-    ctx: &Context,
-    settings: &Settings,
-    found: &Found,
-    token: &[u8],
-) -> Result<bool, RedisError> {
-    if revocable(ctx, found, token) {
+fn revocable_here(ctx: &Context, settings: &Settings, found: &Found) -> Result<bool, RedisError> {
+    if revocable(ctx, found) {
         return Ok(true);
     }
     if settings.cluster {
@@ -534,44 +597,45 @@ fn evicting(ctx: &Context) -> bool {
 }
 
 /// Ends a session that lost its revocation path (fail closed), leaving its other indexes.
-fn end_unrevocable(ctx: &Context, found: Found, token: &[u8]) {
-    let name = end_session(ctx, found, token, None);
+fn end_unrevocable(ctx: &Context, found: Found) {
+    let name = end_session(ctx, found, None);
     notify(ctx, EVENT_REVOKE, &name);
     stats::ENDED_WITH_INDEX.add(1);
 }
 
-/// Deletes a found session and removes `token` from every index it lists but `skip`.
+/// Deletes a found session and removes it from every index it lists but `skip`.
 /// Returns the key's name, for the caller to raise its event once the whole effect is done
 /// (`skip`, if any, is the caller's to clean).
-fn end_session(ctx: &Context, found: Found, token: &[u8], skip: Option<&[u8]>) -> RedisString {
+fn end_session(ctx: &Context, found: Found, skip: Option<&[u8]>) -> RedisString {
     let others: Vec<String> = found
         .index_keys()
         .into_iter()
         .filter(|k| Some(k.as_bytes()) != skip)
         .collect();
+    let member = found.member().to_vec();
     let name = delete_session(ctx, found);
     for other in &others {
-        index_remove(ctx, other.as_bytes(), &[token]);
+        index_remove(ctx, other.as_bytes(), &[member.as_slice()]);
     }
     name
 }
 
-/// Ends the session of `token` if it is a session of ours that lists `index` (an index set
-/// that left the keyspace). Returns whether it did.
+/// Ends the session listed as `member` if it is a session of ours that lists `index` (an
+/// index set that left the keyspace). Returns whether it did.
 pub(super) fn end_listed_session(
     ctx: &Context,
     settings: &Settings,
-    token: &[u8],
+    member: &[u8],
     index: &[u8],
 ) -> bool {
-    let Some(found) = find(ctx, settings, token, true) else {
+    let Some(found) = find_member(ctx, settings, member, true) else {
         return false;
     };
     if !found.index_keys().iter().any(|k| k.as_bytes() == index) {
         return false;
     }
     // The index set `index` has left already: the session's effect is whole here.
-    let name = end_session(ctx, found, token, Some(index));
+    let name = end_session(ctx, found, Some(index));
     notify(ctx, EVENT_REVOKE, &name);
     true
 }
@@ -643,11 +707,11 @@ fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) -> bool {
     moved
 }
 
-/// With a key prefix, the key a client names (the token, which COMMAND GETKEYS and client
-/// tracking see) is not the key written (`<prefix><token>`): both are signalled, so that a
+/// With a key prefix or a hash, the key a client names (the token, which COMMAND GETKEYS
+/// and client tracking see) is not the key written (`name`): both are signalled, so that a
 /// client caching the session by its token hears of the change.
-fn signal_token(ctx: &Context, settings: &Settings, token: &RedisString) {
-    if !settings.key_prefix.is_empty() {
+fn signal_token(ctx: &Context, token: &RedisString, name: &RedisString) {
+    if token.as_slice() != name.as_slice() {
         signal_modified(ctx, token);
     }
 }
@@ -659,14 +723,14 @@ fn signal_token(ctx: &Context, settings: &Settings, token: &RedisString) {
 fn write_session(
     ctx: &Context,
     key: &Key,
-    name: &RedisString,
+    (name, domain): (&RedisString, Domain),
     secret: &layout::Secret,
     lifetime: Lifetime,
     indexes: Option<&[u8]>,
     data: &[u8],
     expire_at: i64,
 ) -> bool {
-    let value = layout::encode(secret, name.as_slice(), lifetime, indexes, data);
+    let value = layout::encode(secret, domain, name.as_slice(), lifetime, indexes, data);
     let written = {
         // The old value's key event is the command's own doing (7.2+).
         let _quiet = Quiet::new();
@@ -692,23 +756,38 @@ fn secret_for_writing(
     })
 }
 
-/// A new token whose key is unused: the token, the key's name and the key, open for writing.
-/// `tag`: the slot tag the token starts with in cluster mode (`{06S}`), or nothing.
-fn draw_token(
-    ctx: &Context,
-    settings: &Settings,
-    tag: &[u8],
-) -> Result<(String, RedisString, Key), RedisError> {
+/// A new session's token and key.
+struct Drawn {
+    token: String,
+    /// What its indexes list (the key's name after the key prefix).
+    member: Vec<u8>,
+    name: RedisString,
+    domain: Domain,
+    /// Open for writing.
+    key: Key,
+}
+
+/// A new token whose key (in the domain `token-hash` says) is unused. `tag`: the slot tag
+/// the token starts with in cluster mode (`{06S}`), or nothing.
+fn draw_token(ctx: &Context, settings: &Settings, tag: &[u8]) -> Result<Drawn, RedisError> {
     let token_bytes = usize::try_from(settings.token_bytes).unwrap_or(24);
     let mut rng = rand::rng();
     let tag = String::from_utf8_lossy(tag);
+    let domain = new_domain(settings);
     for _ in 0..TOKEN_DRAWS {
         let mut candidate = tag.to_string();
         candidate.push_str(&token::generate(&mut rng, token_bytes));
-        let name = session_key(ctx, settings, candidate.as_bytes());
+        let member = member_of(candidate.as_bytes(), domain);
+        let name = session_key(ctx, settings, &member);
         let key = Key::write(ctx, &name);
         if key.kind() == Kind::Empty {
-            return Ok((candidate, name, key));
+            return Ok(Drawn {
+                token: candidate,
+                member,
+                name,
+                domain,
+                key,
+            });
         }
     }
     Err(reply_error(Error::Internal("no unused token found".into())))
@@ -726,8 +805,8 @@ impl OverTheLimit {
     /// Ends the sessions (each leaves every index it was in, and raises `session.destroy`)
     /// and prunes the stale tokens.
     fn end(self, ctx: &Context) {
-        for (token, found) in self.ending {
-            let name = end_session(ctx, found, &token, None);
+        for (_, found) in self.ending {
+            let name = end_session(ctx, found, None);
             notify(ctx, EVENT_DESTROY, &name);
             stats::ENDED_BY_LIMIT.add(1);
         }
@@ -891,7 +970,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Some(slot) => format!("{{{}}}", super::cluster::slot_tag(*slot)),
         None => String::new(),
     };
-    let (token, name, key) = draw_token(ctx, &settings, tag.as_bytes())?;
+    let drawn = draw_token(ctx, &settings, tag.as_bytes())?;
+    let name = &drawn.name;
     // A new token is no declared key: its key is checked here (a user limited to `~app:*`
     // makes no sessions unless the session keys match).
     caller.check(name.as_slice(), Access::Write)?;
@@ -903,8 +983,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let indexes = plan.indexes_field();
     if !write_session(
         ctx,
-        &key,
-        &name,
+        &drawn.key,
+        (name, drawn.domain),
         &secret,
         plan.lifetime,
         indexes.as_deref().map(str::as_bytes),
@@ -915,56 +995,91 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             "the session could not be written".into(),
         )));
     }
-    drop(key);
+    drop(drawn.key);
     stats::CREATED.add(1);
 
     for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
         let index = index.as_bytes();
-        index_add(ctx, index, token.as_bytes());
+        index_add(ctx, index, &drawn.member);
         let target = plan.lifetime.index_expire_at(plan.expire_at_ms);
         let size =
             raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now).unwrap_or(0);
         prune_sample_of(ctx, &settings, index, size, 1);
     }
     // Raised once the token is in its indexes: the event announces the whole session.
-    notify(ctx, EVENT_CREATE, &name);
+    notify(ctx, EVENT_CREATE, name);
 
-    Ok(RedisValue::StringBuffer(plan.reply(&token).into_bytes()))
+    Ok(RedisValue::StringBuffer(plan.reply(&drawn.token).into_bytes()))
+}
+
+/// A rotated token's grace record, still open: the session it forwards to.
+struct Forward {
+    /// The session of the new token.
+    found: Found,
+    /// The record's key.
+    record: RedisString,
 }
 
 /// When `token` was rotated with a grace window that is still open, the session its grace
-/// record forwards to (the new token's), and that token. Only the key's first bytes are
+/// record forwards to. Looked up in each domain as [`find_token`] does (the caller's
+/// permissions for each key looked at checked the same way); only a key's first bytes are
 /// looked at unless it is a grace record.
 fn forwarded(
     ctx: &Context,
     settings: &Settings,
-    token: &[u8],
-    write: bool,
-) -> Option<(Found, Vec<u8>)> {
-    if !token::is_well_formed(token) {
-        return None;
+    caller: &mut Caller,
+    token: &RedisString,
+    access: Access,
+) -> Result<Option<Forward>, RedisError> {
+    if !token::is_well_formed(token.as_slice()) {
+        return Ok(None);
     }
-    let name = session_key(ctx, settings, token);
-    let new_token = {
-        let key = Key::probe(ctx, &name);
-        let value = key.string_value()?;
-        if !value.starts_with(layout::FORWARD_MAGIC) {
-            return None;
+    for domain in lookup_order(settings) {
+        let record = token_key(ctx, settings, token, domain);
+        if record.as_slice() != token.as_slice() {
+            caller.check(record.as_slice(), access)?;
         }
-        let place = secret::Place::of(settings, name.as_slice());
-        let secret = secret::for_reading(ctx, settings, &place)?;
-        layout::parse_forward(value, &secret, name.as_slice())?.to_vec()
-    };
-    let found = find(ctx, settings, &new_token, write)?;
-    Some((found, new_token))
+        let target = {
+            let key = Key::probe(ctx, &record);
+            let Some(value) = key.string_value() else {
+                continue;
+            };
+            if !value.starts_with(layout::FORWARD_MAGIC) {
+                continue;
+            }
+            let place = secret::Place::of(settings, record.as_slice());
+            let Some(secret) = secret::for_reading(ctx, settings, &place) else {
+                continue;
+            };
+            match layout::parse_forward(value, &secret, domain, record.as_slice()) {
+                Some(target) => target.to_vec(),
+                None => continue,
+            }
+        };
+        // The record names the new session by what its indexes list: never a token that was
+        // not already in its own key's name.
+        let Some(found) = find_member(ctx, settings, &target, access != Access::Read) else {
+            return Ok(None);
+        };
+        caller.check(found.name.as_slice(), access)?;
+        return Ok(Some(Forward { found, record }));
+    }
+    Ok(None)
 }
 
 /// A rotated token inside its grace window: the new token's data, read-only (nothing is
 /// prolonged), as long as that session lives.
-fn read_forwarded(ctx: &Context, settings: &Settings, token: &[u8]) -> Option<RedisValue> {
-    let (found, new_token) = forwarded(ctx, settings, token, false)?;
-    let live = !found.stored.lifetime.is_over(now_ms()) && revocable(ctx, &found, &new_token);
-    live.then(|| found.reply_data(ctx))
+fn read_forwarded(
+    ctx: &Context,
+    settings: &Settings,
+    caller: &mut Caller,
+    token: &RedisString,
+) -> Result<Option<RedisValue>, RedisError> {
+    let Some(Forward { found, .. }) = forwarded(ctx, settings, caller, token, Access::Read)? else {
+        return Ok(None);
+    };
+    let live = !found.stored.lifetime.is_over(now_ms()) && revocable(ctx, &found);
+    Ok(live.then(|| found.reply_data(ctx)))
 }
 
 /// SESSION.ROTATE token [GRACE seconds]
@@ -977,24 +1092,23 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let now = now_ms();
     let mut caller = Caller::new(ctx);
-    check_session_key(&mut caller, &settings, token, Access::Write)?;
-    let found =
-        find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
+    let found = find_token(ctx, &settings, &mut caller, token, Access::Write, true)?
+        .filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
         return unknown_or_retry(RedisValue::Null);
     };
-    if !revocable_here(ctx, &settings, &found, token.as_slice())? {
-        end_unrevocable(ctx, found, token.as_slice());
+    if !revocable_here(ctx, &settings, &found)? {
+        end_unrevocable(ctx, found);
         return Ok(RedisValue::Null);
     }
     // The new token joins every index the old one is in (each must still be a set).
     let indexes = found.index_keys();
     let index_is_new = check_indexes(ctx, &settings, &indexes)?;
     caller.check_all(&indexes, Access::Write)?;
-    let (new_token, new_name, new_key) =
-        draw_token(ctx, &settings, crate::cluster::tag_prefix(token.as_slice()))?;
-    caller.check(new_name.as_slice(), Access::Write)?;
-    let secret = secret_for_writing(ctx, &settings, new_name.as_slice())?;
+    // The new session is stored as `token-hash` says now, whatever the old one was.
+    let new = draw_token(ctx, &settings, crate::cluster::tag_prefix(token.as_slice()))?;
+    caller.check(new.name.as_slice(), Access::Write)?;
+    let secret = secret_for_writing(ctx, &settings, new.name.as_slice())?;
 
     let lifetime = found.stored.lifetime;
     let expire_at = lifetime.expire_at(now);
@@ -1006,8 +1120,8 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .flatten();
     if !write_session(
         ctx,
-        &new_key,
-        &new_name,
+        &new.key,
+        (&new.name, new.domain),
         &secret,
         lifetime,
         list.as_deref(),
@@ -1018,14 +1132,17 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             "the session could not be written".into(),
         )));
     }
-    drop(new_key);
-    let old = token.as_slice();
+    drop(new.key);
+    let old = found.member().to_vec();
+    let old_name = found.name.safe_clone(ctx);
     if grace == 0 {
         delete_session(ctx, found);
     } else {
         // The old key becomes a grace record: it reads as the new session, read-only, for
-        // at most `grace` seconds (never past the session's own expiry).
-        let record = layout::encode_forward(&secret, found.name.as_slice(), new_token.as_bytes());
+        // at most `grace` seconds (never past the session's own expiry). It names the new
+        // session as its indexes do: with `token-hash sha256`, by the hash.
+        let record =
+            layout::encode_forward(&secret, found.domain, found.name.as_slice(), &new.member);
         let until = now
             .saturating_add(grace.saturating_mul(1000))
             .min(expire_at);
@@ -1038,19 +1155,19 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             signal_modified(ctx, &found.name);
         }
     }
-    signal_token(ctx, &settings, token);
+    signal_token(ctx, token, &old_name);
     let target = lifetime.index_expire_at(expire_at);
     for (index, created_now) in indexes.iter().zip(index_is_new) {
         let index = index.as_bytes();
-        index_add(ctx, index, new_token.as_bytes());
-        index_remove(ctx, index, &[old]);
+        index_add(ctx, index, &new.member);
+        index_remove(ctx, index, &[old.as_slice()]);
         raise_index_expiry(ctx, index, expire_at, target, created_now);
     }
     stats::ROTATED.add(1);
-    notify(ctx, EVENT_ROTATE, &new_name);
+    notify(ctx, EVENT_ROTATE, &new.name);
     let data = String::from_utf8_lossy(&data);
     Ok(RedisValue::StringBuffer(
-        session::with_token(&data, &new_token).into_bytes(),
+        session::with_token(&data, &new.token).into_bytes(),
     ))
 }
 
@@ -1062,11 +1179,10 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let now = now_ms();
     let mut caller = Caller::new(ctx);
-    check_session_key(&mut caller, &settings, token, Access::Write)?;
-    let found = find_arg_with(ctx, &settings, token, true, false)
+    let found = find_token(ctx, &settings, &mut caller, token, Access::Write, false)?
         .filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
-        if let Some(reply) = read_forwarded(ctx, &settings, token.as_slice()) {
+        if let Some(reply) = read_forwarded(ctx, &settings, &mut caller, token)? {
             stats::VALIDATE_HITS.add(1);
             return Ok(reply);
         }
@@ -1113,7 +1229,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                     if raise {
                         to_raise.push(index.to_vec());
                     }
-                    if members_checked && !effects::sismember(ctx, index, token.as_slice()) {
+                    if members_checked && !effects::sismember(ctx, index, found.member()) {
                         every_index_there = false;
                     }
                 }
@@ -1131,7 +1247,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     if !every_index_there && !capabilities::key_events() {
         // See `revocable`: without its index the session could no longer be revoked.
-        end_unrevocable(ctx, found, token.as_slice());
+        end_unrevocable(ctx, found);
         stats::VALIDATE_MISSES.add(1);
         return Ok(RedisValue::Null);
     }
@@ -1141,7 +1257,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     stats::VALIDATE_HITS.add(1);
     if renewed.is_some() && set_session_expiry(ctx, &found, expire_at) {
-        signal_token(ctx, &settings, token);
+        signal_token(ctx, token, &found.name);
     }
     Ok(found.reply_data(ctx))
 }
@@ -1153,18 +1269,18 @@ pub fn get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let now = now_ms();
-    check_session_key(&mut Caller::new(ctx), &settings, token, Access::Read)?;
-    match find_arg(ctx, &settings, token, false) {
+    let mut caller = Caller::new(ctx);
+    match find_token(ctx, &settings, &mut caller, token, Access::Read, true)? {
         Some(found) if found.stored.lifetime.is_over(now) => Ok(RedisValue::Null),
         Some(found) => {
-            if revocable_here(ctx, &settings, &found, token.as_slice())? {
+            if revocable_here(ctx, &settings, &found)? {
                 Ok(found.reply_data(ctx))
             } else {
                 Ok(RedisValue::Null)
             }
         }
         None => unknown_or_retry(
-            read_forwarded(ctx, &settings, token.as_slice()).unwrap_or(RedisValue::Null),
+            read_forwarded(ctx, &settings, &mut caller, token)?.unwrap_or(RedisValue::Null),
         ),
     }
 }
@@ -1177,9 +1293,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let settings = settings::current();
     let now = now_ms();
     let mut caller = Caller::new(ctx);
-    check_session_key(&mut caller, &settings, token, Access::Write)?;
-    let found =
-        find_arg(ctx, &settings, token, true).filter(|found| !found.stored.lifetime.is_over(now));
+    let found = find_token(ctx, &settings, &mut caller, token, Access::Write, true)?
+        .filter(|found| !found.stored.lifetime.is_over(now));
     let Some(found) = found else {
         // An unknown token still gets its patch checked, so errors do not depend on it.
         UpdatedSession::plan(b"{}", patch.as_slice(), &settings).map_err(reply_error)?;
@@ -1187,8 +1302,8 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let plan =
         UpdatedSession::plan(found.data(), patch.as_slice(), &settings).map_err(reply_error)?;
-    if !revocable_here(ctx, &settings, &found, token.as_slice())? {
-        end_unrevocable(ctx, found, token.as_slice());
+    if !revocable_here(ctx, &settings, &found)? {
+        end_unrevocable(ctx, found);
         return Ok(RedisValue::Null);
     }
     let old = &found.index_keys();
@@ -1226,11 +1341,12 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let lifetime = found.stored.lifetime;
     let expire_at = lifetime.expire_at(now);
     let index_target = lifetime.index_expire_at(expire_at);
-    // A 0.1.0 hash becomes a layout-2 string here.
+    // A 0.1.0 hash becomes a layout-2 string here. The session stays where it is (named by
+    // its token or by the hash), whatever `token-hash` says now.
     if !write_session(
         ctx,
         &found.key,
-        &found.name,
+        (&found.name, found.domain),
         &secret,
         lifetime,
         indexes.as_deref().map(str::as_bytes),
@@ -1241,16 +1357,16 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             "the session could not be written".into(),
         )));
     }
+    let member = found.member().to_vec();
     drop(found.key);
-    signal_token(ctx, &settings, token);
+    signal_token(ctx, token, &found.name);
 
-    let token = token.as_slice();
     for index in left {
-        index_remove(ctx, index.as_bytes(), &[token]);
+        index_remove(ctx, index.as_bytes(), &[member.as_slice()]);
         prune_sample(ctx, &settings, index.as_bytes(), 0);
     }
     for (index, created_now) in joined.iter().zip(joined_is_new) {
-        index_add(ctx, index.as_bytes(), token);
+        index_add(ctx, index.as_bytes(), &member);
         let size = raise_index_expiry(ctx, index.as_bytes(), expire_at, index_target, created_now)
             .unwrap_or(0);
         prune_sample_of(ctx, &settings, index.as_bytes(), size, 1);
@@ -1268,37 +1384,35 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     let settings = settings::current();
     let mut caller = Caller::new(ctx);
-    check_session_key(&mut caller, &settings, token, Access::Write)?;
-    let (found, token) = match find_arg(ctx, &settings, token, true) {
-        Some(found) => (found, token.safe_clone(ctx)),
+    let found = match find_token(ctx, &settings, &mut caller, token, Access::Write, true)? {
+        Some(found) => found,
         // A rotated token in its grace window logs its session out: the grace record goes,
         // and the new token's session with it.
-        None => match forwarded(ctx, &settings, token.as_slice(), true) {
-            Some((found, new_token)) => {
-                caller.check(found.name.as_slice(), Access::Write)?;
-                let record = session_key(ctx, &settings, token.as_slice());
+        None => match forwarded(ctx, &settings, &mut caller, token, Access::Write)? {
+            Some(Forward { found, record }) => {
+                caller.check_all(&found.index_keys(), Access::Write)?;
                 {
                     let _quiet = Quiet::new();
                     Key::write(ctx, &record).delete();
                 }
                 effects::replicate(ctx, c"DEL", &[record.as_slice()]);
                 signal_modified(ctx, &record);
-                (found, string(ctx, &new_token))
+                found
             }
             None => return unknown_or_retry(RedisValue::Integer(0)),
         },
     };
-    let token = &token;
     caller.check_all(&found.index_keys(), Access::Write)?;
     // A session past its max lifetime whose key is still there (time stands still inside a
     // script or transaction) is no session to GET and VALIDATE: its key and entries go, but
     // it is not counted as destroyed.
     let live = !found.stored.lifetime.is_over(now_ms());
     let indexes = found.index_keys();
+    let member = found.member().to_vec();
     let name = delete_session(ctx, found);
-    signal_token(ctx, &settings, token);
+    signal_token(ctx, token, &name);
     for index in &indexes {
-        index_remove(ctx, index.as_bytes(), &[token.as_slice()]);
+        index_remove(ctx, index.as_bytes(), &[member.as_slice()]);
         prune_sample(ctx, &settings, index.as_bytes(), 0);
     }
     if !live {
@@ -1350,17 +1464,19 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // write are checked (its key, its other indexes): a refusal writes nothing.
     let mut doomed: Vec<(&[u8], Found)> = Vec::new();
     let mut secrets = Secrets::new(true);
-    for token in tokens.iter().map(Vec::as_slice) {
-        if Some(token) == except {
+    // The session EXCEPT names is listed by its token or by its hash.
+    let except_hashed = except.map(token::hashed);
+    for member in tokens.iter().map(Vec::as_slice) {
+        if Some(member) == except || Some(member) == except_hashed.as_deref().map(str::as_bytes) {
             continue;
         }
-        match find_in(ctx, &settings, token, &mut secrets) {
+        match find_in(ctx, &settings, member, &mut secrets) {
             Some(found) => {
                 caller.check(found.name.as_slice(), Access::Write)?;
                 caller.check_all(&found.index_keys(), Access::Write)?;
-                doomed.push((token, found));
+                doomed.push((member, found));
             }
-            None if is_stale(ctx, &settings, token) => removed.push(token),
+            None if is_stale(ctx, &settings, member) => removed.push(member),
             None => {}
         }
     }
@@ -1370,11 +1486,11 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     stale_for_good(ctx, &settings, &removed)?;
     let mut ended: Vec<RedisString> = Vec::new();
     let mut revoked = 0i64;
-    for (token, found) in doomed {
+    for (member, found) in doomed {
         // Past its max lifetime (see DESTROY): removed, not counted.
         let live = !found.stored.lifetime.is_over(now);
-        let name = end_session(ctx, found, token, Some(index.as_slice()));
-        removed.push(token);
+        let name = end_session(ctx, found, Some(index.as_slice()));
+        removed.push(member);
         if live {
             ended.push(name);
             revoked += 1;
@@ -1430,9 +1546,15 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             Some(found) if found.stored.lifetime.is_over(now) => {}
             Some(found) => {
                 let data = String::from_utf8_lossy(found.data());
-                // A found token is well-formed hex, so it is valid UTF-8.
-                let token = String::from_utf8_lossy(token);
-                let element = session::with_token(&data, &token);
+                // A found member is well-formed (a slot tag and hex), so it is valid UTF-8.
+                let member = String::from_utf8_lossy(token);
+                // With `token-hash sha256` no token is replied, not even of a session made
+                // before the switch; a hashed session has none to reply.
+                let shown = (settings.token_hash == TokenHash::None
+                    && found.domain == Domain::Plain)
+                    .then_some(member.as_ref());
+                let id = identifier(token, found.domain);
+                let element = session::listed(&data, shown, &id);
                 sessions.push(RedisValue::StringBuffer(element.into_bytes()));
             }
             None if is_stale(ctx, &settings, token) => stale.push(token),
@@ -1446,4 +1568,68 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     index_remove(ctx, &index, &stale);
     stats::PRUNED.add(stale.len() as u64);
     Ok(RedisValue::Array(sessions))
+}
+
+/// SESSION.REVOKEID property value session-id
+///
+/// Ends the one session of the index `property:value` that LIST showed with this
+/// `sessionId` (an "active devices" page ending one device), without knowing its token.
+/// Replies 1, or 0 when no live session of that index has it.
+pub fn revoke_id(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let [_, property, value, id] = args.as_slice() else {
+        return Err(reply_error(Error::WrongArity("session.revokeid")));
+    };
+    let settings = settings::current();
+    let index = session::named_index(&settings, property.as_slice(), value.as_slice())
+        .map_err(reply_error)?;
+    let mut caller = Caller::new(ctx);
+    caller.check(&index, Access::ReadWrite)?;
+    match kind_of(ctx, &index) {
+        Kind::Set => {}
+        Kind::Empty => {
+            super::cluster::missing(ctx, settings.cluster, &index).map_err(reply_error)?;
+            return Ok(RedisValue::Integer(0));
+        }
+        Kind::String | Kind::Hash | Kind::Other => {
+            return Err(reply_error(Error::IndexWrongType(
+                String::from_utf8_lossy(&index).into_owned(),
+            )))
+        }
+    }
+    let id = id.as_slice();
+    // An identifier is a slot tag and hex, as a token is: anything else names no session.
+    if !token::is_well_formed(id) {
+        return Ok(RedisValue::Integer(0));
+    }
+    let listed = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let mut secrets = Secrets::new(true);
+    let mut target = None;
+    for member in listed.iter().map(Vec::as_slice) {
+        // A hashed session is listed by its identifier; a session stored by its token has
+        // the token's hash as identifier. Which one it is, its key's tag says.
+        let domain = if member == id {
+            Domain::Hashed
+        } else if token::hashed(member).as_bytes() == id {
+            Domain::Plain
+        } else {
+            continue;
+        };
+        target = find_in(ctx, &settings, member, &mut secrets).filter(|f| f.domain == domain);
+        break;
+    }
+    let Some(found) = target else {
+        return unknown_or_retry(RedisValue::Integer(0));
+    };
+    caller.check(found.name.as_slice(), Access::Write)?;
+    caller.check_all(&found.index_keys(), Access::Write)?;
+    // Past its max lifetime (see DESTROY): removed, not counted.
+    let live = !found.stored.lifetime.is_over(now_ms());
+    let name = end_session(ctx, found, None);
+    prune_sample(ctx, &settings, &index, 0);
+    if !live {
+        return Ok(RedisValue::Integer(0));
+    }
+    stats::REVOKED_BY_ID.add(1);
+    notify(ctx, EVENT_REVOKE, &name);
+    Ok(RedisValue::Integer(1))
 }

@@ -164,6 +164,7 @@ static RENEW_INTERVAL: Numeric = Numeric(Setting::RenewInterval);
 static INDEXES: Text = Text(Setting::Indexes);
 static KEY_PREFIX: Text = Text(Setting::KeyPrefix);
 static INDEX_PREFIX: Text = Text(Setting::IndexPrefix);
+static TOKEN_HASH: Text = Text(Setting::TokenHash);
 
 /// Validates the load arguments, registers every setting with them as defaults, and lets
 /// Redis apply redis.conf lines and `MODULE LOADEX ... CONFIG` values on top.
@@ -202,10 +203,11 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
             None,
         );
     }
-    let text: [(&'static Text, Setting); 3] = [
+    let text: [(&'static Text, Setting); 4] = [
         (&INDEXES, Setting::Indexes),
         (&KEY_PREFIX, Setting::KeyPrefix),
         (&INDEX_PREFIX, Setting::IndexPrefix),
+        (&TOKEN_HASH, Setting::TokenHash),
     ];
     for (value, setting) in text {
         // apply_load_args refused NUL bytes, so the default is a valid C string.

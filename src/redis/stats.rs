@@ -53,8 +53,11 @@ pub static ENDED_BY_LIMIT: Counter = Counter::new();
 /// Sessions given a new token by ROTATE.
 pub static ROTATED: Counter = Counter::new();
 
+/// Sessions ended by REVOKEID (one session of an index, by its identifier).
+pub static REVOKED_BY_ID: Counter = Counter::new();
+
 /// Every counter, in the order INFO shows them.
-const COUNTERS: [(&str, &Counter); 10] = [
+const COUNTERS: [(&str, &Counter); 11] = [
     ("created", &CREATED),
     ("validate_hits", &VALIDATE_HITS),
     ("validate_misses", &VALIDATE_MISSES),
@@ -68,6 +71,7 @@ const COUNTERS: [(&str, &Counter); 10] = [
     ("sessions_ended_by_lost_index", &ENDED_WITH_INDEX),
     ("sessions_ended_by_maxsessions", &ENDED_BY_LIMIT),
     ("rotated", &ROTATED),
+    ("revoked_by_id", &REVOKED_BY_ID),
 ];
 
 /// Sets every counter to 0; called at load. (`MODULE UNLOAD` does not unmap the library, so

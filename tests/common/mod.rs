@@ -1125,6 +1125,20 @@ pub fn parse_created_at(s: &str) -> Option<i64> {
 }
 
 /// A 48-character lowercase hex string that no test creates on purpose.
+/// The identifier LIST gives the session of `token` (`sessionId`), which is also what it is
+/// stored under with `token-hash sha256`: the token's slot tag, if any, then the lowercase
+/// hex SHA-256 of the whole token (README "Hashed tokens"), computed here independently.
+pub fn session_id(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let tag = match (token.starts_with('{'), token.find('}')) {
+        (true, Some(end)) => &token[..=end],
+        _ => "",
+    };
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{tag}{hex}")
+}
+
 pub const UNKNOWN_TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Everything about a key of the module's that must survive a restart or match on a replica:
