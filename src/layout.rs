@@ -356,7 +356,11 @@ mod tests {
         let view = View::parse(&value, true).unwrap();
         assert!(view.is_signed(&s, Domain::Plain, NAME));
         assert!(!view.is_signed(&other, Domain::Plain, NAME));
-        assert!(!view.is_signed(&s, Domain::Plain, b"sess:0123456789abcdef0123456789abcdef0123456789abcdef"));
+        assert!(!view.is_signed(
+            &s,
+            Domain::Plain,
+            b"sess:0123456789abcdef0123456789abcdef0123456789abcdef"
+        ));
     }
 
     #[test]
@@ -379,14 +383,14 @@ mod tests {
         // The derived key is neither the secret nor the same for another secret.
         let other = Secret::from_hex(b"100102030405060708090a0b0c0d0e0f").unwrap();
         assert_ne!(s.tag_in(Domain::Hashed, NAME), s.tag(NAME));
-        assert_ne!(s.tag_in(Domain::Hashed, NAME), other.tag_in(Domain::Hashed, NAME));
+        assert_ne!(
+            s.tag_in(Domain::Hashed, NAME),
+            other.tag_in(Domain::Hashed, NAME)
+        );
         // Grace records too.
         let record = encode_forward(&s, Domain::Hashed, NAME, NAME);
         assert_eq!(parse_forward(&record, &s, Domain::Plain, NAME), None);
-        assert_eq!(
-            parse_forward(&record, &s, Domain::Hashed, NAME),
-            Some(NAME)
-        );
+        assert_eq!(parse_forward(&record, &s, Domain::Hashed, NAME), Some(NAME));
     }
 
     #[test]
@@ -448,7 +452,10 @@ mod tests {
             value,
             format!("r2 {tag} {}", std::str::from_utf8(new).unwrap()).into_bytes()
         );
-        assert_eq!(parse_forward(&value, &s, Domain::Plain, NAME), Some(new.as_slice()));
+        assert_eq!(
+            parse_forward(&value, &s, Domain::Plain, NAME),
+            Some(new.as_slice())
+        );
         assert_eq!(parse_forward(&value, &s, Domain::Plain, b"other"), None);
         let other = Secret::from_hex(b"ff0102030405060708090a0b0c0d0e0f").unwrap();
         assert_eq!(parse_forward(&value, &other, Domain::Plain, NAME), None);
@@ -459,7 +466,11 @@ mod tests {
             format!("r2 {tag}  abcdef0123456789abcdef0123456789"),
             format!("s2 {tag} abcdef0123456789abcdef0123456789"),
         ] {
-            assert_eq!(parse_forward(bad.as_bytes(), &s, Domain::Plain, NAME), None, "{bad}");
+            assert_eq!(
+                parse_forward(bad.as_bytes(), &s, Domain::Plain, NAME),
+                None,
+                "{bad}"
+            );
         }
         // A grace record is no session.
         assert_eq!(View::parse(&value, true), None);

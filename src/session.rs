@@ -986,12 +986,18 @@ mod tests {
 
     #[test]
     fn session_id_is_reserved_in_data_and_patches() {
-        let got = NewSession::plan(br#"{"sessionId":"x"}"#, Default::default(), &settings(""), NOW);
+        let got = NewSession::plan(
+            br#"{"sessionId":"x"}"#,
+            Default::default(),
+            &settings(""),
+            NOW,
+        );
         assert_eq!(got.err(), Some(Error::ReservedSessionId));
         let stored = br#"{"sessionId":"old","a":1}"#;
         let patched = UpdatedSession::plan(stored, br#"{"sessionId":"x"}"#, &settings(""));
         assert_eq!(patched.err(), Some(Error::ReservedSessionId));
-        let removed = UpdatedSession::plan(stored, br#"{"sessionId":null}"#, &settings("")).unwrap();
+        let removed =
+            UpdatedSession::plan(stored, br#"{"sessionId":null}"#, &settings("")).unwrap();
         assert_eq!(removed.data, r#"{"a":1}"#);
     }
 

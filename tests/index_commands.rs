@@ -616,7 +616,11 @@ fn list_replies_every_live_session_with_token_first() {
         assert_eq!(id.as_str(), Some(session_id(&token).as_str()), "{text}");
         // Otherwise shaped like CREATE's reply: the same token, data and key order.
         let rest = serde_json::to_string(&m).unwrap();
-        assert_eq!(normalize(&rest), normalize(by_token[token.as_str()]), "LIST element");
+        assert_eq!(
+            normalize(&rest),
+            normalize(by_token[token.as_str()]),
+            "LIST element"
+        );
         seen.insert(token);
     }
     let expected: BTreeSet<String> = by_token.keys().map(|t| t.to_string()).collect();

@@ -234,7 +234,7 @@ impl RawConn {
 // ---------------------------------------------------------------------------------------
 
 /// name, arity, declares the token (argument 1) as its key.
-const COMMANDS: [(&str, i64, bool); 8] = [
+const COMMANDS: [(&str, i64, bool); 9] = [
     ("session.create", -2, false),
     ("session.validate", 2, true),
     ("session.get", 2, true),
@@ -242,6 +242,7 @@ const COMMANDS: [(&str, i64, bool); 8] = [
     ("session.rotate", -2, true),
     ("session.destroy", 2, true),
     ("session.revokeindex", -3, false),
+    ("session.revokeid", 4, false),
     ("session.list", 3, false),
 ];
 
@@ -397,9 +398,10 @@ fn command_getkeys_returns_the_token_for_commands_with_a_key() {
     );
     let e = c.err(&["COMMAND", "GETKEYS", "session.create", "{}"]);
     assert!(e.contains("Invalid arguments"), "GETKEYS create: {e}");
-    // The value of REVOKEINDEX and LIST is no key (not_key): GETKEYS leaves it out.
+    // The value of REVOKEINDEX, REVOKEID and LIST is no key (not_key): GETKEYS leaves it out.
     for args in [
         vec!["session.revokeindex", "user_id", "1"],
+        vec!["session.revokeid", "user_id", "1", UNKNOWN_TOKEN],
         vec!["session.list", "user_id", "1"],
     ] {
         let mut cmd = vec!["COMMAND", "GETKEYS"];
@@ -433,6 +435,11 @@ fn expected_args(name: &str) -> Vec<ArgDoc> {
             o("token", "string", "EXCEPT"),
         ],
         "session.list" => vec![a("property", "string"), a("value", "key")],
+        "session.revokeid" => vec![
+            a("property", "string"),
+            a("value", "key"),
+            a("session-id", "string"),
+        ],
         other => panic!("unknown command {other}"),
     }
 }

@@ -253,7 +253,12 @@ fn find_in(
 
 /// The key `token` names in `domain`: without a key prefix, the plain one is the argument
 /// as it is, used without a copy (this is every VALIDATE's path).
-fn token_key(ctx: &Context, settings: &Settings, token: &RedisString, domain: Domain) -> RedisString {
+fn token_key(
+    ctx: &Context,
+    settings: &Settings,
+    token: &RedisString,
+    domain: Domain,
+) -> RedisString {
     match domain {
         Domain::Plain if settings.key_prefix.is_empty() => token.safe_clone(ctx),
         _ => session_key(ctx, settings, &member_of(token.as_slice(), domain)),
@@ -314,14 +319,8 @@ fn open_session_with(
     } else {
         Key::read(ctx, &name)
     };
-    let (body, stored, domain) = read_session(
-        ctx,
-        &key,
-        name.as_slice(),
-        secrets,
-        check_indexes,
-        domain,
-    )?;
+    let (body, stored, domain) =
+        read_session(ctx, &key, name.as_slice(), secrets, check_indexes, domain)?;
     Some(Found {
         name,
         prefix_len: settings.key_prefix.len(),
@@ -1009,7 +1008,9 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // Raised once the token is in its indexes: the event announces the whole session.
     notify(ctx, EVENT_CREATE, name);
 
-    Ok(RedisValue::StringBuffer(plan.reply(&drawn.token).into_bytes()))
+    Ok(RedisValue::StringBuffer(
+        plan.reply(&drawn.token).into_bytes(),
+    ))
 }
 
 /// A rotated token's grace record, still open: the session it forwards to.
@@ -1464,13 +1465,16 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // write are checked (its key, its other indexes): a refusal writes nothing.
     let mut doomed: Vec<(&[u8], Found)> = Vec::new();
     let mut secrets = Secrets::new(true);
-    // The session EXCEPT names is listed by its token or by its hash.
+    // The session EXCEPT names is listed by its token or by its hash: which one, its
+    // key's tag says (a hash given as EXCEPT is no token, and spares nothing).
     let except_hashed = except.map(token::hashed);
+    let spared = |member: &[u8], domain: Domain| match domain {
+        Domain::Plain => Some(member) == except,
+        Domain::Hashed => Some(member) == except_hashed.as_deref().map(str::as_bytes),
+    };
     for member in tokens.iter().map(Vec::as_slice) {
-        if Some(member) == except || Some(member) == except_hashed.as_deref().map(str::as_bytes) {
-            continue;
-        }
         match find_in(ctx, &settings, member, &mut secrets) {
+            Some(found) if spared(member, found.domain) => {}
             Some(found) => {
                 caller.check(found.name.as_slice(), Access::Write)?;
                 caller.check_all(&found.index_keys(), Access::Write)?;

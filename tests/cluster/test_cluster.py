@@ -2,6 +2,7 @@
 RedisCluster and redis-cli -c: placement, routing, redirections, resharding and failover.
 README "Cluster" is the contract these hold to."""
 
+import hashlib
 import json
 import subprocess
 import threading
@@ -29,6 +30,13 @@ def create(rc, data, *options, route=None):
 
 def token_slot(token):
     return key_slot(token.encode())
+
+
+def session_id(token):
+    """LIST's sessionId (README "Hashed tokens"): the token's slot tag, then the hex
+    SHA-256 of the whole token."""
+    tag = token[: token.index("}") + 1] if token.startswith("{") else ""
+    return tag + hashlib.sha256(token.encode()).hexdigest()
 
 
 def every_key_where_it_belongs(cluster):
@@ -279,3 +287,46 @@ def test_secondary_indexes_are_refused_in_cluster_mode(own_cluster):
             node.client.config_set("session.indexes", "user_id,a{b}")
     finally:
         rc.close()
+
+
+def test_hashed_tokens_keep_their_slot_and_revokeid_routes(cluster):
+    """token-hash sha256 on every node: keys and index members are hashes that keep the
+    token's slot tag, no key or member holds a token, and LIST's sessionId ends one session
+    through SESSION.REVOKEID, routed by its value like REVOKEINDEX."""
+    for node in cluster.nodes:
+        node.client.config_set("session.token-hash", "sha256")
+    rc = cluster.client()
+    try:
+        tokens = {}
+        for user in range(2000, 2030):
+            tokens[user] = [
+                create(rc, {"user_id": user, "n": i}, route=index_key(user))["token"]
+                for i in range(2)
+            ]
+        assert every_key_where_it_belongs(cluster) >= 60
+        issued = [t for ts in tokens.values() for t in ts]
+        for node in cluster.live_primaries():
+            for key in node.client.scan_iter(count=1000):
+                assert not any(t in key for t in issued), key
+                if node.client.type(key) == "set":
+                    for member in node.client.smembers(key):
+                        assert not any(t in member for t in issued), (key, member)
+        for user, ts in tokens.items():
+            listed = [json.loads(s) for s in rc.execute_command("SESSION.LIST", "user_id", str(user))]
+            assert all("token" not in s for s in listed), listed
+            assert sorted(s["sessionId"] for s in listed) == sorted(session_id(t) for t in ts)
+            # End the first session by its identifier; the other stays.
+            assert rc.execute_command("SESSION.REVOKEID", "user_id", str(user), session_id(ts[0])) == 1
+            assert rc.execute_command("SESSION.VALIDATE", ts[0]) is None
+            assert rc.execute_command("SESSION.VALIDATE", ts[1]) is not None
+            rotated = json.loads(rc.execute_command("SESSION.ROTATE", ts[1]))
+            assert token_slot(rotated["token"]) == token_slot(ts[1])
+            assert rc.execute_command("SESSION.VALIDATE", rotated["token"]) is not None
+        every_key_where_it_belongs(cluster)
+        for user in tokens:
+            assert rc.execute_command("SESSION.REVOKEINDEX", "user_id", str(user)) == 1
+    finally:
+        rc.close()
+        for node in cluster.nodes:
+            if node.alive():
+                node.client.config_set("session.token-hash", "none")

@@ -993,13 +993,35 @@ impl StoredSession {
 /// The README's tag: SipHash-2-4 of `name` keyed by the 16 bytes of the hex `secret`, as 16
 /// lowercase hex digits.
 pub fn tag_v2(secret: &str, name: &[u8]) -> String {
-    use std::hash::Hasher;
+    sip_tag(&secret_bytes(secret), name)
+}
+
+/// The README's tag of a session stored under its token's hash (`token-hash sha256`):
+/// keyed by the first 16 bytes of SHA-256 of `redis-session layout 2, hashed token keys`,
+/// a NUL byte, and the secret's 16 bytes.
+pub fn tag_v2_hashed(secret: &str, name: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"redis-session layout 2, hashed token keys\0")
+        .chain_update(secret_bytes(secret))
+        .finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    sip_tag(&key, name)
+}
+
+fn secret_bytes(secret: &str) -> [u8; 16] {
     assert_eq!(secret.len(), 32, "a secret is 32 hex digits");
     let mut key = [0u8; 16];
     for (i, byte) in key.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).expect("hex secret");
     }
-    let mut h = siphasher::sip::SipHasher24::new_with_key(&key);
+    key
+}
+
+fn sip_tag(key: &[u8; 16], name: &[u8]) -> String {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher24::new_with_key(key);
     h.write(name);
     format!("{:016x}", h.finish())
 }
