@@ -68,6 +68,7 @@ Settings (environment):
   BENCH_SECONDS=3     the shortest a redis-benchmark run may last (calibrated per command)
   BENCH_REPS=3        repetitions
   BENCH_CLUSTER_REPS=7  repetitions of the cluster phase (at least BENCH_REPS)
+  BENCH_TOKEN_HASH_REPS=7  repetitions of the token-hash phase (at least BENCH_REPS)
   BENCH_CLIENTS=50    redis-benchmark connections
   BENCH_MEMORY_N=100000  sessions for each memory figure
   BENCH_REPL_CALLS=10000  calls per command for the bytes to replicas
@@ -78,10 +79,11 @@ Settings (environment):
   BASELINE_MODULE     the 0.1.0 build to compare with, or `none` (default: built once)
   BENCH_OUT=target/bench  where results go
   BENCH_EXPIRE_N=1000000  sessions for the expiry cost (with against without the module)
-  BENCH_ONLY=commands|memory|replication|expiry|cluster  everything but the expiry cost
-                      and the cluster phase; only the memory per session (both data sets,
-                      with the baseline); only the bytes to replicas; only the expiry cost;
-                      only the cluster phase
+  BENCH_ONLY=commands|memory|replication|expiry|cluster|token-hash  everything but the
+                      expiry cost, the cluster and token-hash phases; only the memory per
+                      session (both data sets, with the baseline); only the bytes to
+                      replicas; only the expiry cost; only the cluster phase; only VALIDATE
+                      of sessions stored under their token's hash against plain ones
 
 Python 3.7+ standard library only.
 """
@@ -133,6 +135,8 @@ REPS = env_number("BENCH_REPS", 3)
 # The cluster phase's ratio spreads by 15% or more between repetitions on these machines
 # (both sides are single-threaded servers on one shared core): it takes more of them.
 CLUSTER_REPS = env_number("BENCH_CLUSTER_REPS", max(REPS, 7))
+# The token-hash phase compares two runs on one server, as noisy: as many.
+TOKEN_HASH_REPS = env_number("BENCH_TOKEN_HASH_REPS", max(REPS, 7))
 CLIENTS = env_number("BENCH_CLIENTS", 50)
 MEMORY_N = env_number("BENCH_MEMORY_N", 100000)
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
@@ -141,9 +145,10 @@ EXPIRE_N = env_number("BENCH_EXPIRE_N", 1000000)
 REPL_CALLS = env_number("BENCH_REPL_CALLS", 10000)
 # BENCH_ONLY=expiry: only the expiry cost; BENCH_ONLY=commands: everything but it;
 # BENCH_ONLY=memory: only the memory per session; BENCH_ONLY=replication: only the bytes to
-# replicas; BENCH_ONLY=cluster: only the cluster phase.
+# replicas; BENCH_ONLY=cluster: only the cluster phase; BENCH_ONLY=token-hash: only VALIDATE
+# of hashed sessions against plain ones.
 ONLY = os.environ.get("BENCH_ONLY", "")
-ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication", "cluster")
+ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication", "cluster", "token-hash")
 OUT_DIR = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "target", "bench")
 MODULE = os.environ.get("REDIS_SESSION_MODULE") or os.path.join(
     ROOT, "target", "release", "libredis_session.so")
@@ -1449,6 +1454,92 @@ def render_cluster(c):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------
+# token-hash: VALIDATE of a session stored under its token's hash against one stored by it.
+
+TOKEN_HASH_TARGET = ("min", 0.85)
+TOKEN_HASH_READS = ("validate", "get", "miss")
+TOKEN_HASH_LABELS = {
+    "validate": "SESSION.VALIDATE <token>",
+    "get": "SESSION.GET <token>",
+    "miss": "SESSION.VALIDATE <unknown token>",
+}
+UNKNOWN = "0123456789abcdef" * 3
+
+
+def measure_token_hash(server, conn, client_cpu):
+    """On one server and preload: the reads of a session made with `token-hash none` (the
+    setting none while measured) and of one made with `sha256` (the setting sha256), in
+    turn within each repetition, the order alternating; ratios sha256 / none within a
+    repetition. The miss: an unknown token, which is looked up in both domains either way."""
+    conn.call("CONFIG", "SET", "session.token-hash", "none")
+    plain, _ = preload(conn)
+    conn.call("CONFIG", "SET", "session.token-hash", "sha256")
+    hashed = create_sessions(conn, range(PRELOAD + 1, 2 * PRELOAD + 1))
+    sides = (("none", plain[0]), ("sha256", hashed[0]))
+
+    def reads(token):
+        return {"validate": ["SESSION.VALIDATE", token], "get": ["SESSION.GET", token],
+                "miss": ["SESSION.VALIDATE", UNKNOWN]}
+
+    for mode, token in sides:
+        conn.call("CONFIG", "SET", "session.token-hash", mode)
+        if conn.call("SESSION.VALIDATE", token) is None:
+            fail("token-hash phase: VALIDATE of the %s session replied nil" % mode)
+    results = {"plan": {}, "runs": {}, "ratios": {}}
+    for p in PIPELINES:
+        conn.call("CONFIG", "SET", "session.token-hash", "none")
+        results["plan"][str(p)] = {name: calibrate(server.port, client_cpu, p,
+                                                   reads(plain[0])[name])
+                                   for name in TOKEN_HASH_READS}
+        results["runs"][str(p)] = {mode: {n: [] for n in TOKEN_HASH_READS} for mode, _ in sides}
+        results["ratios"][str(p)] = {n: [] for n in TOKEN_HASH_READS}
+    for rep in range(TOKEN_HASH_REPS):
+        log("token-hash phase, repetition %d/%d" % (rep + 1, TOKEN_HASH_REPS))
+        for p in PIPELINES:
+            for name in TOKEN_HASH_READS:
+                got = {}
+                order = sides if rep % 2 == 0 else tuple(reversed(sides))
+                for mode, token in order:
+                    conn.call("CONFIG", "SET", "session.token-hash", mode)
+                    with metering(server.pid):
+                        run = redis_benchmark(server.port, client_cpu, p,
+                                              results["plan"][str(p)][name], reads(token)[name])
+                    got[mode] = run
+                    results["runs"][str(p)][mode][name].append(
+                        {f: getattr(run, f) for f in RUN_FIELDS})
+                results["ratios"][str(p)][name].append(got["sha256"].rps / got["none"].rps)
+    conn.call("CONFIG", "SET", "session.token-hash", "none")
+    return results
+
+
+def render_token_hash(t):
+    lines = ["token-hash: sessions stored under the SHA-256 of their token (setting sha256) "
+             "against sessions stored by it (none)",
+             "(one server and preload; interleaved; medians of %d repetitions)" % TOKEN_HASH_REPS,
+             ""]
+    row = "%-40s %4s %12s %12s %8s %9s  %s"
+    head = row % ("command", "-P", "none", "sha256", "ratio", "target", "")
+    lines += [head, "-" * len(head)]
+    for p in PIPELINES:
+        runs = t["runs"][str(p)]
+        for name in TOKEN_HASH_READS:
+            value = median(t["ratios"][str(p)][name])
+            target = TOKEN_HASH_TARGET if name == "validate" and p == 32 else None
+            want, result = verdict(value, target)
+            lines.append(row % (TOKEN_HASH_LABELS[name], p,
+                                fmt_rps(median([r["rps"] for r in runs["none"][name]])),
+                                fmt_rps(median([r["rps"] for r in runs["sha256"][name]])),
+                                "%.2fx" % value, want, result))
+    us = {mode: median([r["server_us"] for r in t["runs"]["32"][mode]["validate"]
+                        if r["server_us"] is not None] or [0]) for mode in ("none", "sha256")}
+    lines.append("ratio: sha256 req/s / none req/s within each repetition, median; the target "
+                 "(issue 13) is VALIDATE's at -P 32.")
+    lines.append("server CPU per VALIDATE at -P 32, median: none %.2f us, sha256 %.2f us"
+                 % (us["none"], us["sha256"]))
+    return "\n".join(lines)
+
+
 def perf_top(data_path, options, limit, only=None):
     out = command_output(["perf", "report", "-i", data_path, "--stdio", "-g", "none",
                           "--percent-limit", "0.05"] + options)
@@ -1578,7 +1669,7 @@ def main():
             fail("%s not found (apt-get install redis-server redis-tools)" % tool)
     if not os.path.isfile(MODULE):
         fail("no module at %s: run `cargo build --release` (make bench does)" % MODULE)
-    baseline = None if PROFILE or ONLY in ("expiry", "cluster") else baseline_module()
+    baseline = None if PROFILE or ONLY in ("expiry", "cluster", "token-hash") else baseline_module()
     ncpu = os.cpu_count() or 1
     server_cpu = env_cpu("BENCH_SERVER_CPU", 0)
     client_cpu = env_cpu("BENCH_CLIENT_CPU", 1)
@@ -1613,7 +1704,7 @@ def main():
                                                            client_cpu)}
             tables = [describe_modules(results["machine"]),
                       render_replication(results["replication"])]
-        elif ONLY in ("expiry", "cluster"):
+        elif ONLY in ("expiry", "cluster", "token-hash"):
             results = {"machine": machine(conn)}
             tables = []
         else:
@@ -1621,6 +1712,9 @@ def main():
             tables = [render(results)]
         if base_server is not None:
             base_server.stop()  # done with: the expiry cost has servers of its own
+        if ONLY in ("", "token-hash"):
+            results["token_hash"] = measure_token_hash(server, conn, client_cpu)
+            tables.append(render_token_hash(results["token_hash"]))
         if ONLY in ("", "cluster"):
             results["cluster"] = measure_cluster(tmp, server_cpu, client_cpu)
             tables.append(render_cluster(results["cluster"]))

@@ -47,12 +47,28 @@ pub fn is_well_formed(token: &[u8]) -> bool {
 /// It keeps the token's hash slot, and is well-formed itself (64 hex digits), but names no
 /// session when presented as a token: see `layout::Domain`.
 pub fn hashed(token: &[u8]) -> String {
-    let tag = crate::cluster::tag_prefix(token);
-    let digest = Sha256::digest(token);
-    let mut member = String::with_capacity(tag.len() + 2 * digest.len());
-    member.push_str(&String::from_utf8_lossy(tag));
-    member.push_str(&to_hex(&digest));
-    member
+    let mut member = Vec::with_capacity(HASHED_LEN + crate::cluster::MAX_TAG_LEN + 2);
+    push_hashed(&mut member, token);
+    // A tag of a well-formed token is ASCII; any other token has none.
+    String::from_utf8_lossy(&member).into_owned()
+}
+
+/// Hex digits of a SHA-256 hash.
+pub const HASHED_LEN: usize = 64;
+
+/// Appends [`hashed`]`(token)` to `out`, as bytes (the session key's name is built so, in
+/// one buffer after the key prefix: this runs on every command given a token).
+pub fn push_hashed(out: &mut Vec<u8>, token: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(crate::cluster::tag_prefix(token));
+    let mut hex = [0u8; HASHED_LEN];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(Sha256::digest(token)) {
+        if let [high, low] = pair {
+            *high = DIGITS[usize::from(b >> 4)];
+            *low = DIGITS[usize::from(b & 0x0f)];
+        }
+    }
+    out.extend_from_slice(&hex);
 }
 
 #[cfg(test)]

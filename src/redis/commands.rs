@@ -261,16 +261,38 @@ fn token_key(
 ) -> RedisString {
     match domain {
         Domain::Plain if settings.key_prefix.is_empty() => token.safe_clone(ctx),
-        _ => session_key(ctx, settings, &member_of(token.as_slice(), domain)),
+        Domain::Plain => session_key(ctx, settings, token.as_slice()),
+        Domain::Hashed => {
+            let mut name = Vec::with_capacity(settings.key_prefix.len() + token.len() + 24);
+            name.extend_from_slice(settings.key_prefix.as_bytes());
+            token::push_hashed(&mut name, token.as_slice());
+            string(ctx, &name)
+        }
     }
+}
+
+/// The caller's permissions for the session a token names, checked before any key is read:
+/// ACL key patterns judge `<key-prefix><token>`, whatever `token-hash` says (the stored name
+/// differs from it only after the prefix and slot tag, in its hex digits). Without a key
+/// prefix that is the token, the command's declared key, which Redis checked already.
+fn check_token(
+    caller: &mut Caller,
+    settings: &Settings,
+    token: &RedisString,
+    access: Access,
+) -> Result<(), RedisError> {
+    if settings.key_prefix.is_empty() {
+        return Ok(());
+    }
+    let mut name = settings.key_prefix.as_bytes().to_vec();
+    name.extend_from_slice(token.as_slice());
+    caller.check(&name, access)
 }
 
 /// Opens the session a token given as a command argument names, looking in each domain in
 /// turn (see [`lookup_order`]); `None` when the token is malformed or names none. The
-/// caller's permissions for each key looked at are checked first, unless the key is the
-/// token itself (which Redis checked, being the command's declared key): with a key prefix
-/// or a hash the token is not the key. The check of the `indexes` field is left to the
-/// caller when `check_indexes` is false.
+/// caller's permissions are checked first ([`check_token`]). The check of the `indexes`
+/// field is left to the caller when `check_indexes` is false.
 fn find_token(
     ctx: &Context,
     settings: &Settings,
@@ -282,12 +304,10 @@ fn find_token(
     if !token::is_well_formed(token.as_slice()) {
         return Ok(None);
     }
+    check_token(caller, settings, token, access)?;
     let write = access != Access::Read;
     for domain in lookup_order(settings) {
         let name = token_key(ctx, settings, token, domain);
-        if name.as_slice() != token.as_slice() {
-            caller.check(name.as_slice(), access)?;
-        }
         let found = open_session_with(
             ctx,
             settings,
@@ -1023,8 +1043,8 @@ struct Forward {
 
 /// When `token` was rotated with a grace window that is still open, the session its grace
 /// record forwards to. Looked up in each domain as [`find_token`] does (the caller's
-/// permissions for each key looked at checked the same way); only a key's first bytes are
-/// looked at unless it is a grace record.
+/// permissions checked the same way, and for the new session's key); only a key's first
+/// bytes are looked at unless it is a grace record.
 fn forwarded(
     ctx: &Context,
     settings: &Settings,
@@ -1035,11 +1055,9 @@ fn forwarded(
     if !token::is_well_formed(token.as_slice()) {
         return Ok(None);
     }
+    check_token(caller, settings, token, access)?;
     for domain in lookup_order(settings) {
         let record = token_key(ctx, settings, token, domain);
-        if record.as_slice() != token.as_slice() {
-            caller.check(record.as_slice(), access)?;
-        }
         let target = {
             let key = Key::probe(ctx, &record);
             let Some(value) = key.string_value() else {
