@@ -445,6 +445,69 @@ proptest! {
         prop_assert!(reference_token(t.as_bytes()));
     }
 
+    /// The hash a session is stored under (`token-hash sha256`) and LIST's identifier: for
+    /// any token, its slot tag then 64 hex digits, well-formed, in the token's hash slot
+    /// when it has a tag, and never the token itself; never a panic, for any bytes.
+    #[test]
+    fn hashed_tokens_keep_their_slot_and_are_well_formed(
+        t in token_like(),
+        tagged in any::<bool>(),
+    ) {
+        let mut token = if tagged { b"{06S}".to_vec() } else { Vec::new() };
+        token.extend_from_slice(&t);
+        let member = token::hashed(&token);
+        if token::is_well_formed(&token) {
+            let tag = crate::cluster::tag_prefix(&token);
+            prop_assert!(member.as_bytes().starts_with(tag));
+            prop_assert_eq!(member.len(), tag.len() + token::HASHED_LEN);
+            prop_assert!(token::is_well_formed(member.as_bytes()));
+            // A tagged token's hash is in its slot (an untagged one is not in cluster mode).
+            if !tag.is_empty() {
+                prop_assert_eq!(
+                    crate::cluster::key_slot(member.as_bytes()),
+                    crate::cluster::key_slot(&token)
+                );
+            }
+            prop_assert_ne!(member.as_bytes(), token.as_slice());
+            prop_assert_eq!(member, token::hashed(&token));
+        }
+    }
+
+    /// LIST's elements: the token (when shown) and the identifier first, then the data as it
+    /// was, less a `sessionId` of its own; always one JSON object.
+    #[test]
+    fn list_elements_are_the_data_after_token_and_identifier(
+        mut object in object(),
+        own_id in option::of(value()),
+        shown in any::<bool>(),
+    ) {
+        // Stored data never has a `token` (CREATE and UPDATE refuse it).
+        object.remove("token");
+        if let Some(v) = own_id {
+            object.insert("sessionId".to_string(), v);
+        }
+        let data = json::to_text(&object);
+        let token = "ab".repeat(24);
+        let id = "cd".repeat(32);
+        let element = crate::session::listed(&data, shown.then_some(token.as_str()), &id);
+        let parsed = json::parse_object(element.as_bytes(), i64::MAX).unwrap();
+        let keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
+        let mut expected = object.clone();
+        expected.remove("sessionId");
+        let head = if shown { 2 } else { 1 };
+        prop_assert_eq!(keys.len(), expected.len() + head);
+        if shown {
+            prop_assert_eq!(keys.first().copied(), Some("token"));
+            prop_assert_eq!(parsed.get("token"), Some(&Value::String(token.clone())));
+        }
+        prop_assert_eq!(keys.get(head - 1).copied(), Some("sessionId"));
+        prop_assert_eq!(parsed.get("sessionId"), Some(&Value::String(id.clone())));
+        let mut rest = parsed.clone();
+        rest.remove("token");
+        rest.remove("sessionId");
+        prop_assert_eq!(rest, expected);
+    }
+
     /// A hash's fields, whatever they hold, decode without panic; what decodes is a session
     /// by the documented rule (data an object text, ttl in range, deadline >= 0).
     #[test]
