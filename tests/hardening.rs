@@ -543,6 +543,7 @@ fn acl_categories_keep_a_read_only_user_to_reads() {
         vec!["SESSION.DESTROY", t.as_str()],
         vec!["SESSION.ROTATE", t.as_str()],
         vec!["SESSION.REVOKEINDEX", "user_id", "1"],
+        vec!["SESSION.REVOKEID", "user_id", "1", common::UNKNOWN_TOKEN],
         vec!["SESSION.LIST", "user_id", "1"],
     ] {
         let e = reader.err(&command);
@@ -600,9 +601,11 @@ fn acl_key_patterns_hold_for_every_command() {
     let before = admin.dbsize();
 
     let mut app = login(&s, "app");
+    let id = common::session_id(&t);
     for command in [
         vec!["SESSION.LIST", "user_id", "150"],
         vec!["SESSION.REVOKEINDEX", "user_id", "150"],
+        vec!["SESSION.REVOKEID", "user_id", "150", id.as_str()],
         vec!["SESSION.CREATE", r#"{"user_id":150}"#],
         vec!["SESSION.CREATE", r#"{"user_id":150}"#, "MAXSESSIONS", "1"],
         vec!["SESSION.CREATE", r#"{"x":1}"#],
@@ -622,6 +625,7 @@ fn acl_key_patterns_hold_for_every_command() {
         vec!["SESSION.ROTATE", t.as_str(), "GRACE", "10"],
         vec!["SESSION.DESTROY", t.as_str()],
         vec!["SESSION.REVOKEINDEX", "user_id", "150"],
+        vec!["SESSION.REVOKEID", "user_id", "150", id.as_str()],
         vec!["SESSION.LIST", "user_id", "150"],
     ] {
         assert_noperm(&mut ro, &command);
@@ -649,10 +653,24 @@ fn acl_key_patterns_hold_for_every_command() {
 
 /// With `key-prefix`, the key of a token is `<prefix><token>`, and that is the key ACL
 /// patterns are checked against: 0.1.0 checked the bare token, refusing a user allowed
-/// `~sess:*` and letting a user not allowed `sess:*` read and destroy those sessions.
+/// `~sess:*` and letting a user not allowed `sess:*` read and destroy those sessions. With
+/// `token-hash sha256` too (the session is at `sess:<hash>`; the name judged is the same).
 #[test]
 fn acl_key_patterns_see_the_prefixed_session_key() {
-    let s = Server::start(&["indexes", "user_id", "key-prefix", "sess:"]);
+    for hash in ["none", "sha256"] {
+        acl_key_patterns_with(hash);
+    }
+}
+
+fn acl_key_patterns_with(hash: &str) {
+    let s = Server::start(&[
+        "indexes",
+        "user_id",
+        "key-prefix",
+        "sess:",
+        "token-hash",
+        hash,
+    ]);
     let mut admin = s.conn();
     let t = admin.create(r#"{"user_id":1}"#, &[]).token;
     admin.ok(&[
@@ -682,6 +700,13 @@ fn acl_key_patterns_see_the_prefixed_session_key() {
         .is_some());
     let mine = sess.create(r#"{"user_id":1}"#, &[]).token;
     assert_eq!(sess.int(&["SESSION.DESTROY", &mine]), 1);
+    let stored = if hash == "sha256" {
+        common::session_id(&t)
+    } else {
+        t.clone()
+    };
+    assert!(admin.exists(format!("sess:{stored}")), "{hash}");
+    let id = common::session_id(&t);
     let mut other = login(&s, "other");
     for command in [
         vec!["SESSION.GET", t.as_str()],
@@ -689,9 +714,16 @@ fn acl_key_patterns_see_the_prefixed_session_key() {
         vec!["SESSION.DESTROY", t.as_str()],
         vec!["SESSION.LIST", "user_id", "1"],
         vec!["SESSION.REVOKEINDEX", "user_id", "1"],
+        vec!["SESSION.REVOKEID", "user_id", "1", id.as_str()],
     ] {
         assert_noperm(&mut other, &command);
     }
     assert!(admin.validate(&t).is_some(), "nothing was destroyed");
+    let second = sess.create(r#"{"user_id":1}"#, &[]).token;
+    let second_id = common::session_id(&second);
+    assert_eq!(
+        sess.int(&["SESSION.REVOKEID", "user_id", "1", &second_id]),
+        1
+    );
     assert_eq!(sess.int(&["SESSION.REVOKEINDEX", "user_id", "1"]), 1);
 }
