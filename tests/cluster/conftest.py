@@ -198,6 +198,29 @@ class Cluster:
 
         wait_for("cluster_state:ok", ok, timeout=timeout)
 
+    def wait_replicas_synced(self, timeout=30.0):
+        """Every live replica has applied everything its primary has written so far, by
+        replication offsets. (`WAIT` is no barrier here: it waits for the writes of its own
+        connection only, and a fresh connection has made none.)"""
+        by_port = {n.port: n for n in self.nodes}
+
+        def synced():
+            for replica in self.replicas:
+                if not replica.alive():
+                    continue
+                info = replica.client.info("replication")
+                if info.get("role") != "slave":
+                    continue
+                primary = by_port.get(int(info["master_port"]))
+                if primary is None or not primary.alive():
+                    continue
+                target = primary.client.info("replication")["master_repl_offset"]
+                if info.get("master_link_status") != "up" or info["slave_repl_offset"] < target:
+                    return False
+            return True
+
+        wait_for("replicas in sync with their primaries", synced, timeout=timeout)
+
     def client(self, **kwargs):
         live = [n for n in self.nodes if n.alive()]
         return RedisCluster(

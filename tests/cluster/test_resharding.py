@@ -185,9 +185,9 @@ def test_failover_under_traffic_loses_nothing(own_cluster):
             users[f"f{u}"] = [
                 create(rc, {"user_id": f"f{u}"}, route=index_key(f"f{u}"))["token"] for _ in range(2)
             ]
-        for p in c.primaries:
-            # Acknowledged by the replica before anything fails (Redis replicates asynchronously).
-            assert p.client.execute_command("WAIT", 1, 5000) == 1
+        # Applied by the replicas before anything fails (Redis replicates asynchronously, and a
+        # failover loses what a replica has not received).
+        c.wait_replicas_synced()
         tokens = [t for ts in users.values() for t in ts]
         with Traffic(c, tokens) as traffic:
             # A manual failover: the replica of the first primary takes over.

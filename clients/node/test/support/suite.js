@@ -243,7 +243,12 @@ function defineSuite(name, { connect, close }) {
         }
         const listed = await svc.list('user_id', user);
         const byToken = (x, y) => (x.token < y.token ? -1 : 1);
-        assert.deepEqual([...listed].sort(byToken), [...created].sort(byToken));
+        // Each element is CREATE's reply with the session's identifier (the token's SHA-256).
+        for (const s of listed) {
+          assert.equal(s.sessionId, crypto.createHash('sha256').update(s.token).digest('hex'));
+        }
+        const withoutIds = listed.map(({ sessionId, ...rest }) => rest);
+        assert.deepEqual(withoutIds.sort(byToken), [...created].sort(byToken));
 
         // Every other device: the current session stays.
         const current = created[0].token;
