@@ -79,11 +79,13 @@ Settings (environment):
   BASELINE_MODULE     the 0.1.0 build to compare with, or `none` (default: built once)
   BENCH_OUT=target/bench  where results go
   BENCH_EXPIRE_N=1000000  sessions for the expiry cost (with against without the module)
-  BENCH_ONLY=commands|memory|replication|expiry|cluster|token-hash  everything but the
-                      expiry cost, the cluster and token-hash phases; only the memory per
-                      session (both data sets, with the baseline); only the bytes to
-                      replicas; only the expiry cost; only the cluster phase; only VALIDATE
-                      of sessions stored under their token's hash against plain ones
+  BENCH_ONLY=commands|memory|replication|expiry|cluster|token-hash|maxsessions
+                      everything but the expiry cost, the cluster, token-hash and
+                      MAXSESSIONS phases; only the memory per session (both data sets, with
+                      the baseline); only the bytes to replicas; only the expiry cost; only
+                      the cluster phase; only VALIDATE of sessions stored under their
+                      token's hash against plain ones; only CREATE ... MAXSESSIONS 5 for a
+                      user at the limit against a plain CREATE
 
 Python 3.7+ standard library only.
 """
@@ -146,9 +148,10 @@ REPL_CALLS = env_number("BENCH_REPL_CALLS", 10000)
 # BENCH_ONLY=expiry: only the expiry cost; BENCH_ONLY=commands: everything but it;
 # BENCH_ONLY=memory: only the memory per session; BENCH_ONLY=replication: only the bytes to
 # replicas; BENCH_ONLY=cluster: only the cluster phase; BENCH_ONLY=token-hash: only VALIDATE
-# of hashed sessions against plain ones.
+# of hashed sessions against plain ones; BENCH_ONLY=maxsessions: only CREATE at the limit.
 ONLY = os.environ.get("BENCH_ONLY", "")
-ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication", "cluster", "token-hash")
+ONLY_CHOICES = ("", "commands", "memory", "expiry", "replication", "cluster", "token-hash",
+                "maxsessions")
 OUT_DIR = os.environ.get("BENCH_OUT") or os.path.join(ROOT, "target", "bench")
 MODULE = os.environ.get("REDIS_SESSION_MODULE") or os.path.join(
     ROOT, "target", "release", "libredis_session.so")
@@ -1455,6 +1458,88 @@ def render_cluster(c):
 
 
 # ---------------------------------------------------------------------------------------
+# MAXSESSIONS: CREATE for a user at the limit against a plain CREATE.
+
+MAXSESSIONS_TARGET = ("min", 0.7)
+MAXSESSIONS_LIMIT = 5
+LIMIT_USER = 424242
+LIMITED_DATA = '{"user_id":%d,"foo":"bar","role":"admin"}' % LIMIT_USER
+
+
+def limited_state(conn):
+    """A database holding the limit's worth of sessions of LIMIT_USER."""
+    conn.call("FLUSHALL", "SYNC")
+    for _ in range(MAXSESSIONS_LIMIT):
+        conn.call("SESSION.CREATE", LIMITED_DATA)
+
+
+def measure_maxsessions(server, conn, client_cpu):
+    """SESSION.CREATE ... MAXSESSIONS 5 for a user who has 5 live sessions (each CREATE ends
+    the one that would expire soonest, so the user stays at the limit) against a plain
+    SESSION.CREATE of a random user, each from its own starting state, in turn within each
+    repetition; ratio limited / plain req/s within a repetition."""
+    plain = ["SESSION.CREATE", CREATE_DATA]
+    limited = ["SESSION.CREATE", LIMITED_DATA, "MAXSESSIONS", str(MAXSESSIONS_LIMIT)]
+    index = "user_id:%d" % LIMIT_USER
+    results = {"limit": MAXSESSIONS_LIMIT, "plan": {}, "runs": {}, "ratios": {}}
+    for p in PIPELINES:
+        results["plan"][str(p)] = {
+            "plain": calibrate(server.port, client_cpu, p, plain, rand=True,
+                               flush=lambda: conn.call("FLUSHALL", "SYNC")),
+            "limited": calibrate(server.port, client_cpu, p, limited,
+                                 flush=lambda: limited_state(conn)),
+        }
+        results["runs"][str(p)] = {"plain": [], "limited": []}
+        results["ratios"][str(p)] = []
+    for rep in range(REPS):
+        log("MAXSESSIONS phase, repetition %d/%d" % (rep + 1, REPS))
+        for p in PIPELINES:
+            got = {}
+            for side in (("plain", "limited") if rep % 2 == 0 else ("limited", "plain")):
+                if side == "plain":
+                    conn.call("FLUSHALL", "SYNC")
+                    args, rand = plain, True
+                else:
+                    limited_state(conn)
+                    args, rand = limited, False
+                with metering(server.pid):
+                    run = redis_benchmark(server.port, client_cpu, p,
+                                          results["plan"][str(p)][side], args, rand=rand)
+                if side == "limited":
+                    live = conn.call("SCARD", index)
+                    if live != MAXSESSIONS_LIMIT:
+                        fail("MAXSESSIONS phase: %s holds %r members after the run, not %d"
+                             % (index, live, MAXSESSIONS_LIMIT))
+                got[side] = run
+                results["runs"][str(p)][side].append({f: getattr(run, f) for f in RUN_FIELDS})
+            results["ratios"][str(p)].append(got["limited"].rps / got["plain"].rps)
+    conn.call("FLUSHALL", "SYNC")
+    return results
+
+
+def render_maxsessions(m):
+    lines = ["MAXSESSIONS: CREATE for a user at the limit (%d live sessions; each CREATE ends "
+             "one) against a plain CREATE of a random user" % m["limit"],
+             "(one server; each run from its own starting state; medians of %d repetitions)"
+             % REPS, ""]
+    row = "%-48s %4s %12s %8s %9s  %s"
+    head = row % ("command", "-P", "req/s", "ratio", "target", "")
+    lines += [head, "-" * len(head)]
+    for p in PIPELINES:
+        runs = m["runs"][str(p)]
+        value = median(m["ratios"][str(p)])
+        want, result = verdict(value, MAXSESSIONS_TARGET if p == 32 else None)
+        lines.append(row % ("SESSION.CREATE <random user>", p,
+                            fmt_rps(median([r["rps"] for r in runs["plain"]])), "", "", ""))
+        lines.append(row % ("SESSION.CREATE <user at limit> MAXSESSIONS %d" % m["limit"], p,
+                            fmt_rps(median([r["rps"] for r in runs["limited"]])),
+                            "%.2fx" % value, want, result))
+    lines.append("ratio: limited req/s / plain req/s within each repetition, median; the target "
+                 "(issue 13) is at -P 32.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
 # token-hash: VALIDATE of a session stored under its token's hash against one stored by it.
 
 TOKEN_HASH_TARGET = ("min", 0.85)
@@ -1669,7 +1754,8 @@ def main():
             fail("%s not found (apt-get install redis-server redis-tools)" % tool)
     if not os.path.isfile(MODULE):
         fail("no module at %s: run `cargo build --release` (make bench does)" % MODULE)
-    baseline = None if PROFILE or ONLY in ("expiry", "cluster", "token-hash") else baseline_module()
+    baseline = (None if PROFILE or ONLY in ("expiry", "cluster", "token-hash", "maxsessions")
+                else baseline_module())
     ncpu = os.cpu_count() or 1
     server_cpu = env_cpu("BENCH_SERVER_CPU", 0)
     client_cpu = env_cpu("BENCH_CLIENT_CPU", 1)
@@ -1704,7 +1790,7 @@ def main():
                                                            client_cpu)}
             tables = [describe_modules(results["machine"]),
                       render_replication(results["replication"])]
-        elif ONLY in ("expiry", "cluster", "token-hash"):
+        elif ONLY in ("expiry", "cluster", "token-hash", "maxsessions"):
             results = {"machine": machine(conn)}
             tables = []
         else:
@@ -1712,6 +1798,9 @@ def main():
             tables = [render(results)]
         if base_server is not None:
             base_server.stop()  # done with: the expiry cost has servers of its own
+        if ONLY in ("", "maxsessions"):
+            results["maxsessions"] = measure_maxsessions(server, conn, client_cpu)
+            tables.append(render_maxsessions(results["maxsessions"]))
         if ONLY in ("", "token-hash"):
             results["token_hash"] = measure_token_hash(server, conn, client_cpu)
             tables.append(render_token_hash(results["token_hash"]))
