@@ -243,10 +243,16 @@ fn workload(c: &mut Conn) -> (Vec<String>, Vec<String>) {
         })
         .collect();
     assert_eq!(list(c, "user_id", "151").len(), 2);
+    // The two left (sessions made in the same millisecond tie on expiry, and the tie goes by
+    // member order, so which two is not known here): one is ended by its identifier.
     let ids = listed_ids(c, "user_id", "151", false);
-    let last = session_id(&limited[3]);
-    assert!(ids.contains(&last));
-    assert_eq!(revoke_id(c, "user_id", "151", &last), 1);
+    let left: Vec<&String> = limited
+        .iter()
+        .filter(|t| ids.contains(&session_id(t)))
+        .collect();
+    assert_eq!(left.len(), 2, "{ids:?}");
+    assert_eq!(revoke_id(c, "user_id", "151", &session_id(left[0])), 1);
+    let survivor = left[1].clone();
     let doomed = new(c, r#"{"user_id":152}"#, &[], &mut issued);
     let kept = new(c, r#"{"user_id":152}"#, &[], &mut issued);
     assert_eq!(
@@ -258,7 +264,7 @@ fn workload(c: &mut Conn) -> (Vec<String>, Vec<String>) {
     // The old token of the grace window ends the new session with it.
     assert_eq!(c.int(&["SESSION.DESTROY", &b]), 1);
     assert_eq!(c.validate(&graced), None);
-    let live = vec![rotated, limited[2].clone(), kept];
+    let live = vec![rotated, survivor, kept];
     for t in &live {
         assert!(c.validate(t).is_some(), "{t}");
     }
@@ -626,4 +632,61 @@ fn token_hash_takes_none_or_sha256() {
     );
     let log = Server::start_expect_failure(&["token-hash", "sha512"]);
     assert!(log.contains("token-hash"), "{log}");
+}
+
+#[test]
+fn client_tracking_broadcasts_no_token() {
+    // A client in BCAST mode hears of every key modified: with `token-hash sha256` a token
+    // must not be one of them (the module signals the hashed key it writes, not the token).
+    let s = Server::start(&HASHED);
+    let mut listener = TcpStream::connect(("127.0.0.1", s.port())).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut c = s.conn();
+    let id = {
+        listener
+            .write_all(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(listener.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line.trim_start_matches(':').trim().to_string()
+    };
+    listener
+        .write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$20\r\n__redis__:invalidate\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(listener);
+    for _ in 0..6 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+    }
+    let mut tracked = s.conn();
+    tracked.ok(&["CLIENT", "TRACKING", "on", "REDIRECT", &id, "BCAST"]);
+    let (issued, _) = workload(&mut c);
+    c.ok(&["SET", "tracking-marker", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no marker invalidation: {seen:#?}"
+        );
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("an invalidation");
+        if line.contains("tracking-marker") {
+            break;
+        }
+        seen.push(line);
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("user_id:150")),
+        "no invalidation of the module's keys was seen: {seen:#?}"
+    );
+    for t in &issued {
+        assert!(
+            !seen.iter().any(|l| l.contains(t.as_str())),
+            "tracking sent {t}"
+        );
+    }
 }

@@ -726,11 +726,15 @@ fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) -> bool {
     moved
 }
 
-/// With a key prefix or a hash, the key a client names (the token, which COMMAND GETKEYS
-/// and client tracking see) is not the key written (`name`): both are signalled, so that a
-/// client caching the session by its token hears of the change.
-fn signal_token(ctx: &Context, token: &RedisString, name: &RedisString) {
-    if token.as_slice() != name.as_slice() {
+/// With a key prefix, the key a client names (the token, which COMMAND GETKEYS and client
+/// tracking see) is not the key written (`name`, `<prefix><token>`): both are signalled, so
+/// that a client caching the session by its token hears of the change. A session stored
+/// under its token's hash is not signalled by its token: client tracking in `BCAST` mode
+/// would send the token to every client listening (README "Hashed tokens").
+fn signal_token(ctx: &Context, settings: &Settings, token: &RedisString, name: &RedisString) {
+    let named_by_token =
+        name.as_slice().strip_prefix(settings.key_prefix.as_bytes()) == Some(token.as_slice());
+    if named_by_token && token.as_slice() != name.as_slice() {
         signal_modified(ctx, token);
     }
 }
@@ -1174,7 +1178,7 @@ pub fn rotate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             signal_modified(ctx, &found.name);
         }
     }
-    signal_token(ctx, token, &old_name);
+    signal_token(ctx, &settings, token, &old_name);
     let target = lifetime.index_expire_at(expire_at);
     for (index, created_now) in indexes.iter().zip(index_is_new) {
         let index = index.as_bytes();
@@ -1276,7 +1280,7 @@ pub fn validate(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     stats::VALIDATE_HITS.add(1);
     if renewed.is_some() && set_session_expiry(ctx, &found, expire_at) {
-        signal_token(ctx, token, &found.name);
+        signal_token(ctx, &settings, token, &found.name);
     }
     Ok(found.reply_data(ctx))
 }
@@ -1378,7 +1382,7 @@ pub fn update(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let member = found.member().to_vec();
     drop(found.key);
-    signal_token(ctx, token, &found.name);
+    signal_token(ctx, &settings, token, &found.name);
 
     for index in left {
         index_remove(ctx, index.as_bytes(), &[member.as_slice()]);
@@ -1429,7 +1433,7 @@ pub fn destroy(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let indexes = found.index_keys();
     let member = found.member().to_vec();
     let name = delete_session(ctx, found);
-    signal_token(ctx, token, &name);
+    signal_token(ctx, &settings, token, &name);
     for index in &indexes {
         index_remove(ctx, index.as_bytes(), &[member.as_slice()]);
         prune_sample(ctx, &settings, index.as_bytes(), 0);
