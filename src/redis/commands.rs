@@ -1000,6 +1000,9 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     caller.check(name.as_slice(), Access::Write)?;
 
     let secret = secret_for_writing(ctx, &settings, name.as_slice())?;
+    // MAXSESSIONS read every member of the primary index and pruned its stale ones: that
+    // index needs no sample below.
+    let limited = over.is_some();
     if let Some(over) = over {
         over.end(ctx);
     }
@@ -1021,13 +1024,15 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     drop(drawn.key);
     stats::CREATED.add(1);
 
-    for (index, created_now) in plan.index_keys.iter().zip(index_is_new) {
+    for (i, (index, created_now)) in plan.index_keys.iter().zip(index_is_new).enumerate() {
         let index = index.as_bytes();
         index_add(ctx, index, &drawn.member);
         let target = plan.lifetime.index_expire_at(plan.expire_at_ms);
         let size =
             raise_index_expiry(ctx, index, plan.expire_at_ms, target, created_now).unwrap_or(0);
-        prune_sample_of(ctx, &settings, index, size, 1);
+        if !(limited && i == 0) {
+            prune_sample_of(ctx, &settings, index, size, 1);
+        }
     }
     // Raised once the token is in its indexes: the event announces the whole session.
     notify(ctx, EVENT_CREATE, name);
