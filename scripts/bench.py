@@ -69,6 +69,7 @@ Settings (environment):
   BENCH_REPS=3        repetitions
   BENCH_CLUSTER_REPS=7  repetitions of the cluster phase (at least BENCH_REPS)
   BENCH_TOKEN_HASH_REPS=7  repetitions of the token-hash phase (at least BENCH_REPS)
+  BENCH_MAXSESSIONS_REPS=7  repetitions of the MAXSESSIONS phase (at least BENCH_REPS)
   BENCH_CLIENTS=50    redis-benchmark connections
   BENCH_MEMORY_N=100000  sessions for each memory figure
   BENCH_REPL_CALLS=10000  calls per command for the bytes to replicas
@@ -139,6 +140,8 @@ REPS = env_number("BENCH_REPS", 3)
 CLUSTER_REPS = env_number("BENCH_CLUSTER_REPS", max(REPS, 7))
 # The token-hash phase compares two runs on one server, as noisy: as many.
 TOKEN_HASH_REPS = env_number("BENCH_TOKEN_HASH_REPS", max(REPS, 7))
+# And the MAXSESSIONS phase: writes, from a fresh state each run.
+MAXSESSIONS_REPS = env_number("BENCH_MAXSESSIONS_REPS", max(REPS, 7))
 CLIENTS = env_number("BENCH_CLIENTS", 50)
 MEMORY_N = env_number("BENCH_MEMORY_N", 100000)
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
@@ -1491,8 +1494,8 @@ def measure_maxsessions(server, conn, client_cpu):
         }
         results["runs"][str(p)] = {"plain": [], "limited": []}
         results["ratios"][str(p)] = []
-    for rep in range(REPS):
-        log("MAXSESSIONS phase, repetition %d/%d" % (rep + 1, REPS))
+    for rep in range(MAXSESSIONS_REPS):
+        log("MAXSESSIONS phase, repetition %d/%d" % (rep + 1, MAXSESSIONS_REPS))
         for p in PIPELINES:
             got = {}
             for side in (("plain", "limited") if rep % 2 == 0 else ("limited", "plain")):
@@ -1521,7 +1524,7 @@ def render_maxsessions(m):
     lines = ["MAXSESSIONS: CREATE for a user at the limit (%d live sessions; each CREATE ends "
              "one) against a plain CREATE of a random user" % m["limit"],
              "(one server; each run from its own starting state; medians of %d repetitions)"
-             % REPS, ""]
+             % MAXSESSIONS_REPS, ""]
     row = "%-48s %4s %12s %8s %9s  %s"
     head = row % ("command", "-P", "req/s", "ratio", "target", "")
     lines += [head, "-" * len(head)]

@@ -510,6 +510,11 @@ pub(super) fn index_remove<T: AsRef<[u8]>>(ctx: &Context, index: &[u8], tokens: 
     if tokens.is_empty() || kind_of(ctx, index) != Kind::Set {
         return false;
     }
+    if let [token] = tokens {
+        // One member (a session ending, leaving an index): read from the reply as it is,
+        // replicated by Redis when it removed something.
+        return effects::srem_replicated(ctx, index, token.as_ref());
+    }
     let mut args: Vec<&[u8]> = Vec::with_capacity(tokens.len() + 1);
     args.push(index);
     args.extend(tokens.iter().map(AsRef::as_ref));
@@ -855,7 +860,7 @@ fn over_the_limit(
     };
     let primary = primary.as_bytes().to_vec();
     let tokens = if kind_of(ctx, &primary) == Kind::Set {
-        members(ctx.call("SMEMBERS", &[primary.as_slice()]))
+        effects::smembers(ctx, primary.as_slice())
     } else {
         Vec::new()
     };
@@ -1485,7 +1490,7 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             )))
         }
     }
-    let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let tokens = effects::smembers(ctx, index.as_slice());
     let now = now_ms();
     let mut removed: Vec<&[u8]> = Vec::new();
     // First every session is found and the caller's permissions for everything it will
@@ -1559,7 +1564,7 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             )))
         }
     }
-    let tokens = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let tokens = effects::smembers(ctx, index.as_slice());
     let now = now_ms();
     let mut sessions = Vec::with_capacity(tokens.len());
     let mut stale: Vec<&[u8]> = Vec::new();
@@ -1632,7 +1637,7 @@ pub fn revoke_id(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !token::is_well_formed(id) {
         return Ok(RedisValue::Integer(0));
     }
-    let listed = members(ctx.call("SMEMBERS", &[index.as_slice()]));
+    let listed = effects::smembers(ctx, index.as_slice());
     let mut secrets = Secrets::new(true);
     let mut target = None;
     for member in listed.iter().map(Vec::as_slice) {

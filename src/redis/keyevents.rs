@@ -17,7 +17,6 @@
 
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redis_module::{raw, Context};
@@ -151,7 +150,7 @@ fn job_for(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) -> Option<Job> {
             })
         }
         Kind::Set if session::is_index_key(&settings, name) => {
-            let members = set_members(&key);
+            let members = super::keys::set_members(&key);
             (!members.is_empty()).then(|| Job::IndexLeft {
                 index: name.to_vec(),
                 members,
@@ -185,50 +184,6 @@ fn key_name(key: &Key) -> Option<&[u8]> {
         }
         Some(std::slice::from_raw_parts(bytes.cast::<u8>(), len))
     }
-}
-
-/// Every member of an open set key (`RedisModule_ScanKey`: the module API has no other set
-/// read, and the key is about to be freed, so no command can read it).
-fn set_members(key: &Key) -> Vec<Vec<u8>> {
-    unsafe extern "C" fn collect(
-        _key: *mut raw::RedisModuleKey,
-        member: *mut raw::RedisModuleString,
-        _value: *mut raw::RedisModuleString,
-        privdata: *mut c_void,
-    ) {
-        // SAFETY: privdata is the Vec passed below, alive for the whole scan; member is a
-        // string Redis owns for the duration of this call.
-        unsafe {
-            let out = &mut *privdata.cast::<Vec<Vec<u8>>>();
-            let mut len = 0usize;
-            if let Some(ptr_len) = raw::RedisModule_StringPtrLen {
-                let bytes = ptr_len(member, &mut len);
-                if !bytes.is_null() {
-                    out.push(std::slice::from_raw_parts(bytes.cast::<u8>(), len).to_vec());
-                }
-            }
-        }
-    }
-    let mut members: Vec<Vec<u8>> = Vec::new();
-    // SAFETY: the API table is filled once at load; the cursor is made and destroyed here,
-    // and the key is open for the whole scan.
-    unsafe {
-        let (Some(create), Some(scan), Some(destroy)) = (
-            raw::RedisModule_ScanCursorCreate,
-            raw::RedisModule_ScanKey,
-            raw::RedisModule_ScanCursorDestroy,
-        ) else {
-            return members;
-        };
-        let cursor = create();
-        if cursor.is_null() {
-            return members;
-        }
-        let out = ptr::addr_of_mut!(members).cast::<c_void>();
-        while scan(key.as_ptr(), cursor, Some(collect), out) != 0 {}
-        destroy(cursor);
-    }
-    members
 }
 
 /// Hands `job` to Redis to run after the event; dropped if Redis refuses it.
