@@ -311,6 +311,149 @@ function defineSuite(name, { connect, close }) {
       assert.equal((await svc.get(s.token)).user_id, s.user_id);
       assert.ok(Number(await raw.call('PTTL', s.token)) <= 50000);
     });
+
+    it('calls not awaited take effect in call order: addIndex, create, then the index set', async () => {
+      await raw.call('CONFIG', 'SET', 'session.indexes', '');
+      try {
+        const svc = service();
+        const user = uniqueUser();
+        // As with the original library, where addIndex was synchronous: nothing awaited.
+        const added = svc.addIndex('user_id');
+        const created = svc.create({ user_id: user, foo: 'bar' });
+        const listed = svc.list('user_id', user);
+        const removed = svc.removeIndex('user_id');
+        const unindexed = svc.create({ user_id: user, foo: 'after' });
+        const refused = svc.list('user_id', user);
+        const { token } = await created;
+        assert.deepEqual(await added, ['user_id']);
+        assert.deepEqual(await raw.call('SMEMBERS', `user_id:${user}`), [token]);
+        assert.deepEqual((await listed).map((s) => s.token), [token]);
+        assert.deepEqual(await removed, []);
+        await unindexed;
+        await assert.rejects(refused, /not a configured index/);
+        assert.deepEqual(await raw.call('SMEMBERS', `user_id:${user}`), [token], 'created after removeIndex: not indexed');
+      } finally {
+        await raw.call('CONFIG', 'SET', 'session.indexes', '');
+      }
+    });
+
+    it('token_bytes_length applies before the calls made after init(), not awaited', async () => {
+      await raw.call('CONFIG', 'SET', 'session.token-bytes', '24');
+      try {
+        const svc = service({ token_bytes_length: 20 });
+        const sessionsMade = [svc.create({ user_id: uniqueUser() }), svc.create({ user_id: uniqueUser() })];
+        const other = service({ token_bytes_length: 32 });
+        const longer = other.create({ user_id: uniqueUser() });
+        const again = svc.create({ user_id: uniqueUser() }); // svc applied its setting already
+        for (const p of sessionsMade) assert.equal((await p).token.length, 40);
+        assert.equal((await longer).token.length, 64);
+        assert.equal((await again).token.length, 64, 'token-bytes is the server setting, last set to 32');
+      } finally {
+        await raw.call('CONFIG', 'SET', 'session.token-bytes', '24');
+      }
+    });
+
+    it('rotate gives the session a new token; with a grace period the old one still reads', async () => {
+      const svc = service();
+      await svc.addIndex('user_id');
+      try {
+        const user = uniqueUser();
+        const s = await svc.create({ user_id: user, role: 'user' });
+        const rotated = await svc.rotate(s.token);
+        assert.match(rotated.token, HEX_TOKEN);
+        assert.notEqual(rotated.token, s.token);
+        assert.deepEqual(rotated, { ...s, token: rotated.token });
+        assert.equal(await svc.validate(s.token), null, 'without grace the old token ends at once');
+        assert.deepEqual(await raw.call('SMEMBERS', `user_id:${user}`), [rotated.token]);
+
+        const graced = await svc.rotate(rotated.token, 30);
+        assert.equal((await svc.validate(rotated.token)).role, 'user', 'the old token reads during the grace period');
+        assert.equal(await svc.update(rotated.token, { role: 'admin' }), null, 'read-only');
+        const pttl = Number(await raw.call('PTTL', rotated.token));
+        assert.ok(pttl > 0 && pttl <= 30000, `grace PTTL ${pttl}`);
+        assert.equal((await svc.validate(graced.token)).role, 'user');
+
+        const viaCallback = await new Promise((resolve, reject) => {
+          svc.rotate(graced.token, (err, r) => (err ? reject(err) : resolve(r)));
+        });
+        assert.equal(viaCallback.user_id, user);
+        assert.equal(await svc.rotate('0123456789abcdef0123456789abcdef'), null);
+        assert.equal(await svc.rotate(undefined), null);
+        await assert.rejects(svc.rotate(viaCallback.token, 301), RangeError);
+        await assert.rejects(svc.rotate(viaCallback.token, 1.5), RangeError);
+      } finally {
+        await svc.removeIndex('user_id');
+      }
+    });
+
+    it('create with maxSessions ends the sessions nearest their end, or fails with deny', async () => {
+      const svc = service();
+      await svc.addIndex('user_id');
+      try {
+        const user = uniqueUser();
+        const made = [];
+        for (const ttl of [1000, 2000, 3000]) {
+          made.push(await service({ token_TTL: ttl }).create({ user_id: user, ttl }));
+        }
+        await assert.rejects(
+          svc.create({ user_id: user, device: 'd4' }, { maxSessions: 3, deny: true }),
+          /MAXSESSIONS 3 DENY/,
+        );
+        assert.equal(await raw.call('SCARD', `user_id:${user}`), 3, 'deny writes nothing');
+        const fourth = await svc.create({ user_id: user, device: 'd4' }, { maxSessions: 3 });
+        assert.equal(fourth.device, 'd4');
+        assert.equal(await svc.validate(made[0].token), null, 'the session with the least time left ended');
+        assert.notEqual(await svc.validate(made[1].token), null);
+        const tokens = (await svc.list('user_id', user)).map((s) => s.token).sort();
+        assert.deepEqual(tokens, [made[1].token, made[2].token, fourth.token].sort());
+        const only = await svc.create({ user_id: user }, { maxSessions: 1 });
+        assert.deepEqual((await svc.list('user_id', user)).map((s) => s.token), [only.token]);
+
+        await assert.rejects(svc.create({ device: 'x' }, { maxSessions: 2 }), /MAXSESSIONS/, 'no index value');
+        await assert.rejects(svc.create({ user_id: user }, { maxSessions: 0 }), RangeError);
+        await assert.rejects(svc.create({ user_id: user }, { deny: true }), TypeError);
+        await assert.rejects(svc.create({ user_id: user }, 'three'), TypeError);
+      } finally {
+        await svc.removeIndex('user_id');
+      }
+    });
+
+    it('revokeId ends one listed session by its sessionId; with token-hash sha256 list shows no token', async () => {
+      const svc = service();
+      await svc.addIndex('user_id');
+      try {
+        const user = uniqueUser();
+        const laptop = await svc.create({ user_id: user, device: 'laptop' });
+        const phone = await svc.create({ user_id: user, device: 'phone' });
+        const listed = await svc.list('user_id', user);
+        const phoneId = listed.find((s) => s.device === 'phone').sessionId;
+        assert.equal(phoneId, sessions.sessionId(phone.token));
+        assert.equal(await svc.revokeId('user_id', user, phone.token), false, 'a token is no identifier');
+        assert.equal(await svc.revokeId('user_id', user + 1, phoneId), false, 'scoped to the index');
+        assert.equal(await svc.revokeId('user_id', user, phoneId), true);
+        assert.equal(await svc.validate(phone.token), null);
+        assert.notEqual(await svc.validate(laptop.token), null);
+        assert.equal(await svc.revokeId('user_id', user, phoneId), false);
+        assert.equal(await svc.revokeId('user_id', user, ''), false);
+        await assert.rejects(svc.revokeId('no_such_index', user, phoneId), /not a configured index/);
+
+        await raw.call('CONFIG', 'SET', 'session.token-hash', 'sha256');
+        try {
+          const tablet = await svc.create({ user_id: user, device: 'tablet' });
+          const hashed = await svc.list('user_id', user);
+          assert.equal(hashed.length, 2);
+          for (const s of hashed) assert.equal('token' in s, false, 'no token with token-hash sha256');
+          const ids = hashed.map((s) => s.sessionId).sort();
+          assert.deepEqual(ids, [sessions.sessionId(laptop.token), sessions.sessionId(tablet.token)].sort());
+          assert.equal(await svc.revokeId('user_id', String(user), sessions.sessionId(tablet.token)), true);
+          assert.equal(await svc.validate(tablet.token), null);
+        } finally {
+          await raw.call('CONFIG', 'SET', 'session.token-hash', 'none');
+        }
+      } finally {
+        await svc.removeIndex('user_id');
+      }
+    });
   });
 }
 
