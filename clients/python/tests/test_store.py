@@ -552,7 +552,9 @@ def test_sessions_spread_over_every_shard(run: Any) -> None:
     async def scenario(h: Harness) -> None:
         s = h.store
         users = [h.user() for _ in range(30)]
-        tokens = {u: [(await s.create({"user_id": u, "n": i}))["token"] for i in range(2)] for u in users}
+        tokens: Any = {}
+        for u in users:
+            tokens[u] = [(await s.create({"user_id": u, "n": i}))["token"] for i in range(2)]
         if h.cluster:
             owners = h.target.owner_map()
             holding = {owners[redis_session.key_slot(u)].port for u in users}
@@ -580,3 +582,51 @@ def test_json_of_replies_is_what_the_server_sent(run: Any) -> None:
         assert await s.destroy(made["token"]) is True
 
     run(scenario)
+
+
+def test_create_follows_moved_when_a_slot_has_moved(cluster_run: Any) -> None:
+    """The store sends CREATE to the node its client believes serves the ROUTE key; after an
+    (empty) slot moved to another primary, that node answers MOVED, which redis-py follows
+    (finding the key again by COMMAND GETKEYS, which names the ROUTE key)."""
+
+    async def scenario(h: Harness) -> None:
+        s = h.store
+        await s.create({"user_id": h.user()})  # the client's slot map and the indexes, cached
+        while True:
+            u = h.user()
+            slot = redis_session.key_slot(u)
+            owners = h.target.owner_map()
+            src = owners[slot]
+            if src.client.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0:
+                break
+        dst = next(p for p in h.target.live_primaries() if p is not src)
+        dst.client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.id)
+        src.client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.id)
+        dst.client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
+        src.client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
+
+        def agreed() -> bool:
+            for node in h.target.nodes:
+                for start, end, primary, *_ in node.client.execute_command("CLUSTER", "SLOTS"):
+                    if start <= slot <= end and int(primary[1]) != dst.port:
+                        return False
+            return True
+
+        h.target.wait_ok()
+        from conftest import wait_for
+
+        wait_for("every node to see the slot moved", agreed)
+
+        def moved() -> int:
+            stats = src.client.info("errorstats").get("errorstat_MOVED", {})
+            return int(stats.get("count", 0)) if isinstance(stats, dict) else 0
+
+        before = moved()
+        made = await s.create({"user_id": u})
+        assert moved() > before, "the CREATE went to the old owner first"
+        assert h.target.owner_map()[redis_session.key_slot(made["token"])] is dst
+        assert dst.client.smembers(h.index_key(u)) == {made["token"]}
+        assert await s.validate(made["token"]) is not None
+        assert await s.revoke_index("user_id", u) == 1
+
+    cluster_run(scenario)
