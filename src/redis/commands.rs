@@ -507,13 +507,14 @@ fn index_add(ctx: &Context, index: &[u8], token: &[u8]) {
 /// Removes `tokens` from `index` when it is a set; any other type is left alone. Returns
 /// whether any was there.
 pub(super) fn index_remove<T: AsRef<[u8]>>(ctx: &Context, index: &[u8], tokens: &[T]) -> bool {
-    if tokens.is_empty() || kind_of(ctx, index) != Kind::Set {
-        return false;
-    }
     if let [token] = tokens {
         // One member (a session ending, leaving an index): read from the reply as it is,
-        // replicated by Redis when it removed something.
+        // replicated by Redis when it removed something (a key of another type replies an
+        // error, and nothing is written).
         return effects::srem_replicated(ctx, index, token.as_ref());
+    }
+    if tokens.is_empty() || kind_of(ctx, index) != Kind::Set {
+        return false;
     }
     let mut args: Vec<&[u8]> = Vec::with_capacity(tokens.len() + 1);
     args.push(index);
@@ -636,9 +637,14 @@ fn end_session(ctx: &Context, found: Found, skip: Option<&[u8]>) -> RedisString 
         .into_iter()
         .filter(|k| Some(k.as_bytes()) != skip)
         .collect();
+    end_session_in(ctx, found, &others)
+}
+
+/// [`end_session`] for a session whose index keys the caller read already.
+fn end_session_in(ctx: &Context, found: Found, others: &[String]) -> RedisString {
     let member = found.member().to_vec();
     let name = delete_session(ctx, found);
-    for other in &others {
+    for other in others {
         index_remove(ctx, other.as_bytes(), &[member.as_slice()]);
     }
     name
@@ -825,7 +831,11 @@ fn draw_token(ctx: &Context, settings: &Settings, tag: &[u8]) -> Result<Drawn, R
 /// the primary index it removes on the way.
 struct OverTheLimit {
     primary: Vec<u8>,
-    ending: Vec<(Vec<u8>, Found)>,
+    /// Each with its index keys.
+    ending: Vec<(Found, Vec<String>)>,
+    /// The secret of the slot the sessions read are in (0 outside cluster mode), when any
+    /// was read: the new session's, when it is in that slot.
+    secret: Option<(u16, layout::Secret)>,
     stale: Vec<Vec<u8>>,
 }
 
@@ -833,8 +843,8 @@ impl OverTheLimit {
     /// Ends the sessions (each leaves every index it was in, and raises `session.destroy`)
     /// and prunes the stale tokens.
     fn end(self, ctx: &Context) {
-        for (_, found) in self.ending {
-            let name = end_session(ctx, found, None);
+        for (found, index_keys) in self.ending {
+            let name = end_session_in(ctx, found, &index_keys);
             notify(ctx, EVENT_DESTROY, &name);
             stats::ENDED_BY_LIMIT.add(1);
         }
@@ -859,23 +869,42 @@ fn over_the_limit(
         return Err(reply_error(Error::MaxSessionsWithoutIndex));
     };
     let primary = primary.as_bytes().to_vec();
-    let tokens = if kind_of(ctx, &primary) == Kind::Set {
-        effects::smembers(ctx, primary.as_slice())
-    } else {
-        Vec::new()
+    let members = {
+        let key = Key::read(ctx, &string(ctx, &primary));
+        if key.kind() == Kind::Set {
+            super::keys::set_member_strings(&key)
+        } else {
+            Vec::new()
+        }
     };
     let now = now_ms();
-    let mut live: Vec<(i64, Vec<u8>, Found)> = Vec::new();
+    let mut live: Vec<(i64, Found)> = Vec::new();
     let mut stale = Vec::new();
     let mut secrets = Secrets::new(true);
-    for token in tokens {
-        match find_in(ctx, settings, &token, &mut secrets) {
+    for member in members {
+        let token = member.as_slice();
+        // Without a key prefix the member is the key's name: the scan's string opens it.
+        let found = if !token::is_well_formed(token) {
+            None
+        } else if settings.key_prefix.is_empty() {
+            open_session_with(
+                ctx,
+                settings,
+                member.safe_clone(ctx),
+                &mut secrets,
+                true,
+                None,
+            )
+        } else {
+            find_in(ctx, settings, token, &mut secrets)
+        };
+        match found {
             Some(found) if !found.stored.lifetime.is_over(now) => {
                 let expires = found.key.abs_expire().unwrap_or(i64::MAX);
-                live.push((expires, token, found));
+                live.push((expires, found));
             }
             Some(_) => {}
-            None if is_stale(ctx, settings, &token) => stale.push(token),
+            None if is_stale(ctx, settings, token) => stale.push(token.to_vec()),
             None => {}
         }
     }
@@ -891,16 +920,25 @@ fn over_the_limit(
             limit: max.limit,
         }));
     };
-    // Soonest expiry first; the token breaks ties, so the choice is the same everywhere.
-    live.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    // Soonest expiry first; the member (after the key prefix all share) breaks ties, so the
+    // choice is the same everywhere.
+    live.sort_by(|a, b| (a.0, a.1.name.as_slice()).cmp(&(b.0, b.1.name.as_slice())));
     live.truncate(count);
-    for (_, _, found) in &live {
+    let mut ending = Vec::with_capacity(live.len());
+    for (_, found) in live {
+        let index_keys = found.index_keys();
         caller.check(found.name.as_slice(), Access::Write)?;
-        caller.check_all(&found.index_keys(), Access::Write)?;
+        caller.check_all(&index_keys, Access::Write)?;
+        ending.push((found, index_keys));
     }
+    let secret = match secrets.resolved {
+        Some((slot, Some(secret))) => Some((slot, secret)),
+        _ => None,
+    };
     Ok(OverTheLimit {
         primary,
-        ending: live.into_iter().map(|(_, t, f)| (t, f)).collect(),
+        ending,
+        secret,
         stale,
     })
 }
@@ -1004,7 +1042,16 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     // makes no sessions unless the session keys match).
     caller.check(name.as_slice(), Access::Write)?;
 
-    let secret = secret_for_writing(ctx, &settings, name.as_slice())?;
+    // The secret MAXSESSIONS read for the sessions of this slot is the one to use.
+    let slot = if super::cluster::enabled() {
+        super::cluster::key_slot(name.as_slice())
+    } else {
+        0
+    };
+    let secret = match over.as_ref().and_then(|over| over.secret) {
+        Some((read_in, secret)) if read_in == slot => secret,
+        _ => secret_for_writing(ctx, &settings, name.as_slice())?,
+    };
     // MAXSESSIONS read every member of the primary index and pruned its stale ones: that
     // index needs no sample below.
     let limited = over.is_some();

@@ -335,46 +335,95 @@ pub fn now_ms() -> i64 {
 /// other set read; cheaper than `SMEMBERS` through `RM_Call`, and usable where no command can
 /// run, as on a key about to be freed).
 pub fn set_members(key: &Key) -> Vec<Vec<u8>> {
-    unsafe extern "C" fn collect(
+    let mut members = scan_set(key, |member| {
+        // SAFETY: member is a string Redis owns for the duration of the scan's callback.
+        unsafe { string_bytes(member) }.map(<[u8]>::to_vec)
+    });
+    // A scan may meet a member twice while the set's table is being resized.
+    members.sort_unstable();
+    members.dedup();
+    members
+}
+
+/// [`set_members`] as strings the caller owns, in no particular order: the very strings the scan made, kept
+/// (`RedisModule_RetainString`), so that a member naming a key opens it with no copy.
+pub fn set_member_strings(key: &Key) -> Vec<RedisString> {
+    // RedisString::new retains the string (with no context: ours until dropped, then freed).
+    let (mut members, steps) = scan_set_steps(key, |member| Some(RedisString::new(None, member)));
+    if steps > 1 {
+        members.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        members.dedup_by(|a, b| a.as_slice() == b.as_slice());
+    }
+    members
+}
+
+/// The bytes of a string Redis handed to a callback.
+///
+/// # Safety
+/// `member` must be a live `RedisModuleString` for the returned slice's lifetime.
+unsafe fn string_bytes<'a>(member: *mut raw::RedisModuleString) -> Option<&'a [u8]> {
+    let ptr_len = raw::RedisModule_StringPtrLen?;
+    let mut len = 0usize;
+    // SAFETY: per this function's contract.
+    unsafe {
+        let bytes = ptr_len(member, &mut len);
+        (!bytes.is_null()).then(|| std::slice::from_raw_parts(bytes.cast::<u8>(), len))
+    }
+}
+
+/// `each` applied to every member of an open set key as the scan meets it (a member may be
+/// met twice while the set's table is being resized); the `Some`s it returns.
+fn scan_set<T>(key: &Key, each: fn(*mut raw::RedisModuleString) -> Option<T>) -> Vec<T> {
+    scan_set_steps(key, each).0
+}
+
+/// [`scan_set`], and how many scan steps it took. A scan done in one step (a small set, in
+/// one piece) meets each member once: a member is met twice only when the set's table is
+/// resized between two steps.
+fn scan_set_steps<T>(
+    key: &Key,
+    each: fn(*mut raw::RedisModuleString) -> Option<T>,
+) -> (Vec<T>, usize) {
+    struct Scan<T> {
+        each: fn(*mut raw::RedisModuleString) -> Option<T>,
+        out: Vec<T>,
+    }
+    unsafe extern "C" fn collect<T>(
         _key: *mut raw::RedisModuleKey,
         member: *mut raw::RedisModuleString,
         _value: *mut raw::RedisModuleString,
         privdata: *mut c_void,
     ) {
-        // SAFETY: privdata is the Vec passed below, alive for the whole scan; member is a
-        // string Redis owns for the duration of this call.
-        unsafe {
-            let out = &mut *privdata.cast::<Vec<Vec<u8>>>();
-            let mut len = 0usize;
-            if let Some(ptr_len) = raw::RedisModule_StringPtrLen {
-                let bytes = ptr_len(member, &mut len);
-                if !bytes.is_null() {
-                    out.push(std::slice::from_raw_parts(bytes.cast::<u8>(), len).to_vec());
-                }
-            }
+        // SAFETY: privdata is the Scan passed below, alive for the whole scan.
+        let scan = unsafe { &mut *privdata.cast::<Scan<T>>() };
+        if let Some(item) = (scan.each)(member) {
+            scan.out.push(item);
         }
     }
-    let mut members: Vec<Vec<u8>> = Vec::new();
+    let mut scan = Scan {
+        each,
+        out: Vec::new(),
+    };
     // SAFETY: the API table is filled once at load; the cursor is made and destroyed here,
     // and the key is open for the whole scan.
     unsafe {
-        let (Some(create), Some(scan), Some(destroy)) = (
+        let (Some(create), Some(run), Some(destroy)) = (
             raw::RedisModule_ScanCursorCreate,
             raw::RedisModule_ScanKey,
             raw::RedisModule_ScanCursorDestroy,
         ) else {
-            return members;
+            return (scan.out, 0);
         };
         let cursor = create();
         if cursor.is_null() {
-            return members;
+            return (scan.out, 0);
         }
-        let out = ptr::addr_of_mut!(members).cast::<c_void>();
-        while scan(key.as_ptr(), cursor, Some(collect), out) != 0 {}
+        let data = ptr::addr_of_mut!(scan).cast::<c_void>();
+        let mut steps = 1;
+        while run(key.as_ptr(), cursor, Some(collect::<T>), data) != 0 {
+            steps += 1;
+        }
         destroy(cursor);
+        (scan.out, steps)
     }
-    // A scan may meet a member twice while the set's table is being resized.
-    members.sort_unstable();
-    members.dedup();
-    members
 }
