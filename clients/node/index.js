@@ -562,8 +562,17 @@ class SessionService {
       // addIndex called before this create may change which index is the primary one).
       let route = null;
       const withRoute = () => {
-        route = this._primaryIndexKey(data);
-        return route === null ? args : [...args, 'ROUTE', route];
+        const key = this._primaryIndexKey(data);
+        if (key !== null) {
+          route = key;
+          return [...args, 'ROUTE', key];
+        }
+        // No primary index value: the session lives in a slot of the node that makes it.
+        // The command is routed by a random key (not sent: an ACL key pattern would judge
+        // it), so that it goes to a primary (a cluster client may send a keyless command
+        // to a replica) and such sessions spread over the primaries.
+        route = crypto.randomBytes(8).toString('hex');
+        return args;
       };
       return this._command('SESSION.CREATE', withRoute, () => route, true)
         .catch((err) => {
