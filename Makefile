@@ -53,10 +53,15 @@ run: deps build ## Run redis-server redis.conf with the module, in the foregroun
 	redis-server $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)
 
 .PHONY: test
-test: deps build ## Run unit and integration tests, the examples and the Node package's tests, then the cluster tests
+test: deps build ## Run unit and integration tests, the examples and the Node package's tests, the cluster tests, then the Python package's tests
 	cargo test --release $(CARGO_TEST_FLAGS)
 	bash scripts/examples.sh
 	bash scripts/cluster-tests.sh
+	bash scripts/python-client-tests.sh
+
+.PHONY: python-test
+python-test: deps build ## Run only the Python package's tests (clients/python: mypy --strict, pytest on a real server and cluster)
+	bash scripts/python-client-tests.sh
 
 .PHONY: cluster-test
 cluster-test: deps build ## Run only the cluster tests (tests/cluster/: real 6-node clusters, redis-py, node-redis, redis-cli -c)
@@ -102,6 +107,10 @@ bench: deps build ## Benchmark against Redis primitives, Lua and 0.1.0 (built on
 	@# bench.py builds the 0.1.0 baseline (commit 5ff25d8) into target/bench/baseline-0.1.0/
 	@# the first time, unless BASELINE_MODULE names a build or is `none`.
 	python3 scripts/bench.py
+
+.PHONY: bench-clients
+bench-clients: deps build ## End to end through the client packages (Node and Python) and the Node stores users pick today (redis-sessions, connect-redis); see BENCHMARKS.md
+	bash scripts/bench/clients/run.sh
 
 .PHONY: clean
 clean: ## Remove build output (target/)
