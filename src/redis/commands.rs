@@ -251,6 +251,34 @@ fn find_in(
     open_session_with(ctx, settings, name, secrets, true, None)
 }
 
+/// [`find_in`] for a member read from an index as a string: without a key prefix the member
+/// is its key's name, and that very string opens the key (no copy).
+fn find_listed(
+    ctx: &Context,
+    settings: &Settings,
+    member: &RedisString,
+    secrets: &mut Secrets,
+) -> Option<Found> {
+    if !settings.key_prefix.is_empty() {
+        return find_in(ctx, settings, member.as_slice(), secrets);
+    }
+    if !token::is_well_formed(member.as_slice()) {
+        return None;
+    }
+    open_session_with(ctx, settings, member.safe_clone(ctx), secrets, true, None)
+}
+
+/// Every member of the index set `index`, as strings (none for a missing key or one of
+/// another type).
+fn index_members(ctx: &Context, index: &[u8]) -> Vec<RedisString> {
+    let key = Key::read(ctx, &string(ctx, index));
+    if key.kind() == Kind::Set {
+        super::keys::set_member_strings(&key)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The key `token` names in `domain`: without a key prefix, the plain one is the argument
 /// as it is, used without a copy (this is every VALIDATE's path).
 fn token_key(
@@ -869,35 +897,14 @@ fn over_the_limit(
         return Err(reply_error(Error::MaxSessionsWithoutIndex));
     };
     let primary = primary.as_bytes().to_vec();
-    let members = {
-        let key = Key::read(ctx, &string(ctx, &primary));
-        if key.kind() == Kind::Set {
-            super::keys::set_member_strings(&key)
-        } else {
-            Vec::new()
-        }
-    };
+    let members = index_members(ctx, &primary);
     let now = now_ms();
     let mut live: Vec<(i64, Found)> = Vec::new();
     let mut stale = Vec::new();
     let mut secrets = Secrets::new(true);
     for member in members {
         let token = member.as_slice();
-        // Without a key prefix the member is the key's name: the scan's string opens it.
-        let found = if !token::is_well_formed(token) {
-            None
-        } else if settings.key_prefix.is_empty() {
-            open_session_with(
-                ctx,
-                settings,
-                member.safe_clone(ctx),
-                &mut secrets,
-                true,
-                None,
-            )
-        } else {
-            find_in(ctx, settings, token, &mut secrets)
-        };
+        let found = find_listed(ctx, settings, &member, &mut secrets);
         match found {
             Some(found) if !found.stored.lifetime.is_over(now) => {
                 let expires = found.key.abs_expire().unwrap_or(i64::MAX);
@@ -1537,7 +1544,7 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             )))
         }
     }
-    let tokens = effects::smembers(ctx, index.as_slice());
+    let tokens = index_members(ctx, &index);
     let now = now_ms();
     let mut removed: Vec<&[u8]> = Vec::new();
     // First every session is found and the caller's permissions for everything it will
@@ -1551,8 +1558,9 @@ pub fn revoke_index(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Domain::Plain => Some(member) == except,
         Domain::Hashed => Some(member) == except_hashed.as_deref().map(str::as_bytes),
     };
-    for member in tokens.iter().map(Vec::as_slice) {
-        match find_in(ctx, &settings, member, &mut secrets) {
+    for listed in &tokens {
+        let member = listed.as_slice();
+        match find_listed(ctx, &settings, listed, &mut secrets) {
             Some(found) if spared(member, found.domain) => {}
             Some(found) => {
                 caller.check(found.name.as_slice(), Access::Write)?;
@@ -1611,11 +1619,11 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             )))
         }
     }
-    let tokens = effects::smembers(ctx, index.as_slice());
+    let tokens = index_members(ctx, &index);
     let now = now_ms();
     let mut sessions = Vec::with_capacity(tokens.len());
     let mut stale: Vec<&[u8]> = Vec::new();
-    for token in tokens.iter().map(Vec::as_slice) {
+    for token in tokens.iter().map(RedisString::as_slice) {
         if token::is_well_formed(token) {
             let mut name = settings.key_prefix.as_bytes().to_vec();
             name.extend_from_slice(token);
@@ -1623,8 +1631,9 @@ pub fn list(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     }
     let mut secrets = Secrets::new(false);
-    for token in tokens.iter().map(Vec::as_slice) {
-        match find_in(ctx, &settings, token, &mut secrets) {
+    for listed in &tokens {
+        let token = listed.as_slice();
+        match find_listed(ctx, &settings, listed, &mut secrets) {
             // Past its max lifetime (see DESTROY): GET says nil, so LIST does not show it.
             Some(found) if found.stored.lifetime.is_over(now) => {}
             Some(found) => {

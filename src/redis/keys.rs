@@ -349,12 +349,29 @@ pub fn set_members(key: &Key) -> Vec<Vec<u8>> {
 /// (`RedisModule_RetainString`), so that a member naming a key opens it with no copy.
 pub fn set_member_strings(key: &Key) -> Vec<RedisString> {
     // RedisString::new retains the string (with no context: ours until dropped, then freed).
-    let (mut members, steps) = scan_set_steps(key, |member| Some(RedisString::new(None, member)));
+    let (members, steps) = scan_set_steps(key, |member| Some(RedisString::new(None, member)));
     if steps > 1 {
-        members.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
-        members.dedup_by(|a, b| a.as_slice() == b.as_slice());
+        sorted_once_each(members)
+    } else {
+        members
     }
-    members
+}
+
+/// The strings sorted by their bytes, each once. (The bytes are read once per string: a
+/// string's bytes are behind a call into Redis, too dear for every comparison of a sort.)
+fn sorted_once_each(members: Vec<RedisString>) -> Vec<RedisString> {
+    let mut order: Vec<(&[u8], usize)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| (member.as_slice(), i))
+        .collect();
+    order.sort_unstable();
+    order.dedup_by(|a, b| a.0 == b.0);
+    let keep: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+    let mut slots: Vec<Option<RedisString>> = members.into_iter().map(Some).collect();
+    keep.into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 /// The bytes of a string Redis handed to a callback.
