@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Runs the client examples (examples/: redis-py, node-redis, ioredis, redis-cli) and the tests
-# of the Node package (clients/node/) against the module. `make examples` runs this, and so
-# does `make test` after `cargo test`.
+# Runs the client examples (examples/: redis-py, node-redis, ioredis, redis-cli, and the two
+# client packages of this repository: redis_session from clients/python, redis-session-client
+# from clients/node), each once on a standalone server and once on a Redis Cluster, then the
+# tests of the Node package (clients/node/). `make examples` runs this, and so does
+# `make test` after `cargo test`.
 #
-# It starts its own redis-server: a free loopback port, a temporary directory, no persistence,
-# the module with `indexes user_id`; stops it by its pid at the end, whatever happened.
+# It starts its own servers, each on a free loopback port in a temporary directory, no
+# persistence, the module with `indexes user_id` on every one: a standalone redis-server, and
+# a cluster of 3 primaries with a replica each (`cluster-enabled yes`, formed with
+# `redis-cli --cluster create --cluster-replicas 1`, ready when every node says
+# cluster_state:ok and CLUSTER SLOTS shows a replica for every primary). It stops every one
+# by its pid at the end, whatever happened. An example learns its mode from the environment:
+# REDIS_PORT=<port> standalone, REDIS_CLUSTER_PORT=<a primary's port> on the cluster.
 # It installs what the examples need when missing or out of date: a Python venv in
-# target/examples/venv (examples/python/requirements.txt), `npm ci` in each Node directory.
+# target/examples/venv (examples/python/requirements.txt, then `pip install ./clients/python`,
+# again when the package changes), `npm ci` in each Node directory.
 # (node, npm and python3 with venv come from apt: scripts/deps.sh, `make deps`.)
 #
-# Prints each example's output, a PASS/FAIL line for each, and last a line
-# `N passed, N failed`. Exits non-zero when anything failed.
+# Prints each example's output, a PASS/FAIL line for each example in each mode
+# (`python standalone`, `python cluster`, ...), and last a line `N passed, N failed`. Exits
+# non-zero when anything failed.
 #
 # Environment: REDIS_SESSION_MODULE (default target/release/libredis_session.so),
-# REDIS_SERVER (default redis-server from PATH).
+# REDIS_SERVER (default redis-server from PATH), for every server it starts.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -131,6 +140,7 @@ start_server "$port" "$tmp/standalone"
 wait_up "$port" "$tmp/standalone"
 
 # The cluster: 3 primaries with a replica each, the module (indexes user_id) on every node.
+cluster_start=$EPOCHREALTIME
 for p in "${cluster_ports[@]}"; do
     start_server "$p" "$tmp/cluster/$p" --cluster-enabled yes --cluster-config-file nodes.conf \
         --cluster-node-timeout 2000 --repl-ping-replica-period 1 --repl-diskless-sync-delay 0
@@ -181,10 +191,11 @@ for p in "${cluster_ports[@]}"; do
     fi
 done
 [ -n "$cluster_port" ] || die "no primary in the cluster"
+cluster_secs=$(awk -v a="$cluster_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 
-say "$("$redis_server" --version | grep -o 'v=[^ ]*' | sed 's/v=/redis-server /') with the module" \
+say "$("$redis_server" --version | sed -E 's/^([A-Za-z]+) server v=([^ ]*).*/\1 \2/') with the module" \
     "(indexes user_id): standalone on 127.0.0.1:$port; a cluster of 3 primaries with a replica" \
-    "each on 127.0.0.1:$(IFS=,; echo "${cluster_ports[*]}"); node $(node --version)," \
+    "each on 127.0.0.1:$(IFS=,; echo "${cluster_ports[*]}") (ready in ${cluster_secs}s); node $(node --version)," \
     "npm $(npm --version), $(python3 --version)"
 export REDIS_PORT=$port
 export REDIS_SESSION_MODULE=$module REDIS_SERVER=$redis_server

@@ -20,6 +20,7 @@ import sys
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis_session import SessionStore, session_id
 
 
@@ -94,6 +95,7 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except redis.RedisError as err:  # the package's SessionError (a module error) is one too
+    # The package's SessionError (an error reply of the module) is a redis.RedisError too.
+    except (redis.RedisError, RedisClusterException) as err:
         print(f"FAILED: {type(err).__name__}: {err}", file=sys.stderr)
         sys.exit(1)

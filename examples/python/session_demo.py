@@ -20,6 +20,7 @@ import sys
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 
 def check(condition, what):
@@ -99,6 +100,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except redis.RedisError as err:
+    except (redis.RedisError, RedisClusterException) as err:
         print(f"FAILED: {type(err).__name__}: {err}", file=sys.stderr)
         sys.exit(1)
