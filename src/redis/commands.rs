@@ -187,6 +187,15 @@ impl Found {
     }
 }
 
+/// The slot whose secret signs the session key `name`: its hash slot in cluster mode, else 0.
+fn secret_slot(name: &[u8]) -> u16 {
+    if super::cluster::enabled() {
+        super::cluster::key_slot(name)
+    } else {
+        0
+    }
+}
+
 /// The dataset's secret as one command sees it: looked up the first time a layout-2 session
 /// needs it, then kept for the rest of the command (REVOKEINDEX and LIST read thousands). In
 /// cluster mode it is the secret of a hash slot: looked up again for a session of another slot.
@@ -207,11 +216,7 @@ impl Secrets {
 
     /// The secret for the session key `name`.
     fn get(&mut self, ctx: &Context, name: &[u8]) -> Option<layout::Secret> {
-        let slot = if super::cluster::enabled() {
-            super::cluster::key_slot(name)
-        } else {
-            0
-        };
+        let slot = secret_slot(name);
         if let Some((resolved_slot, secret)) = self.resolved {
             if resolved_slot == slot {
                 return secret;
@@ -904,8 +909,7 @@ fn over_the_limit(
     let mut secrets = Secrets::new(true);
     for member in members {
         let token = member.as_slice();
-        let found = find_listed(ctx, settings, &member, &mut secrets);
-        match found {
+        match find_listed(ctx, settings, &member, &mut secrets) {
             Some(found) if !found.stored.lifetime.is_over(now) => {
                 let expires = found.key.abs_expire().unwrap_or(i64::MAX);
                 live.push((expires, found));
@@ -1050,13 +1054,8 @@ pub fn create(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     caller.check(name.as_slice(), Access::Write)?;
 
     // The secret MAXSESSIONS read for the sessions of this slot is the one to use.
-    let slot = if super::cluster::enabled() {
-        super::cluster::key_slot(name.as_slice())
-    } else {
-        0
-    };
     let secret = match over.as_ref().and_then(|over| over.secret) {
-        Some((read_in, secret)) if read_in == slot => secret,
+        Some((read_in, secret)) if read_in == secret_slot(name.as_slice()) => secret,
         _ => secret_for_writing(ctx, &settings, name.as_slice())?,
     };
     // MAXSESSIONS read every member of the primary index and pruned its stale ones: that
@@ -1693,10 +1692,11 @@ pub fn revoke_id(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !token::is_well_formed(id) {
         return Ok(RedisValue::Integer(0));
     }
-    let listed = effects::smembers(ctx, index.as_slice());
+    let listed = index_members(ctx, &index);
     let mut secrets = Secrets::new(true);
     let mut target = None;
-    for member in listed.iter().map(Vec::as_slice) {
+    for listed in &listed {
+        let member = listed.as_slice();
         // A hashed session is listed by its identifier; a session stored by its token has
         // the token's hash as identifier. Which one it is, its key's tag says.
         let domain = if member == id {
@@ -1706,7 +1706,7 @@ pub fn revoke_id(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         } else {
             continue;
         };
-        target = find_in(ctx, &settings, member, &mut secrets).filter(|f| f.domain == domain);
+        target = find_listed(ctx, &settings, listed, &mut secrets).filter(|f| f.domain == domain);
         break;
     }
     let Some(found) = target else {

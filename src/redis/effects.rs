@@ -4,9 +4,7 @@
 
 use std::ffi::{c_char, c_longlong, CStr};
 
-use redis_module::{raw, Context, RedisString};
-
-use super::keys::{set_members, Key, Kind};
+use redis_module::{raw, Context};
 
 /// Replicates `PEXPIREAT <name> <at_ms>` to replicas and the AOF.
 pub fn pexpireat(ctx: &Context, name: &[u8], at_ms: i64) {
@@ -117,19 +115,6 @@ pub fn srem_replicated(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
 /// one of another type).
 pub fn sismember(ctx: &Context, index: &[u8], token: &[u8]) -> bool {
     set_call(ctx, c"SISMEMBER", c"bb", index, token) == Some(1)
-}
-
-/// Every member of the set `index` (none for a missing key or one of another type), read
-/// with the key API (`RedisModule_ScanKey`) rather than `SMEMBERS` through `RM_Call`, which
-/// cost a CREATE with MAXSESSIONS a tenth of its time. Commands that read a whole index
-/// (MAXSESSIONS, REVOKEINDEX, LIST, REVOKEID) call it once each.
-pub fn smembers(ctx: &Context, index: &[u8]) -> Vec<Vec<u8>> {
-    let name = RedisString::create_from_slice(ctx.get_raw(), index);
-    let key = Key::read(ctx, &name);
-    if key.kind() != Kind::Set {
-        return Vec::new();
-    }
-    set_members(&key)
 }
 
 /// `<command> <index> <token>` through `RM_Call` with `format` (`"bb"`, or `"!bb"` to have

@@ -335,7 +335,7 @@ pub fn now_ms() -> i64 {
 /// other set read; cheaper than `SMEMBERS` through `RM_Call`, and usable where no command can
 /// run, as on a key about to be freed).
 pub fn set_members(key: &Key) -> Vec<Vec<u8>> {
-    let mut members = scan_set(key, |member| {
+    let (mut members, _) = scan_set(key, |member| {
         // SAFETY: member is a string Redis owns for the duration of the scan's callback.
         unsafe { string_bytes(member) }.map(<[u8]>::to_vec)
     });
@@ -345,11 +345,12 @@ pub fn set_members(key: &Key) -> Vec<Vec<u8>> {
     members
 }
 
-/// [`set_members`] as strings the caller owns, in no particular order: the very strings the scan made, kept
-/// (`RedisModule_RetainString`), so that a member naming a key opens it with no copy.
+/// [`set_members`] as strings the caller owns (sorted only when the scan took several steps):
+/// the very strings the scan made, kept (`RedisModule_RetainString`), so that a member naming
+/// a key opens it with no copy.
 pub fn set_member_strings(key: &Key) -> Vec<RedisString> {
     // RedisString::new retains the string (with no context: ours until dropped, then freed).
-    let (members, steps) = scan_set_steps(key, |member| Some(RedisString::new(None, member)));
+    let (members, steps) = scan_set(key, |member| Some(RedisString::new(None, member)));
     if steps > 1 {
         sorted_once_each(members)
     } else {
@@ -388,19 +389,11 @@ unsafe fn string_bytes<'a>(member: *mut raw::RedisModuleString) -> Option<&'a [u
     }
 }
 
-/// `each` applied to every member of an open set key as the scan meets it (a member may be
-/// met twice while the set's table is being resized); the `Some`s it returns.
-fn scan_set<T>(key: &Key, each: fn(*mut raw::RedisModuleString) -> Option<T>) -> Vec<T> {
-    scan_set_steps(key, each).0
-}
-
-/// [`scan_set`], and how many scan steps it took. A scan done in one step (a small set, in
-/// one piece) meets each member once: a member is met twice only when the set's table is
-/// resized between two steps.
-fn scan_set_steps<T>(
-    key: &Key,
-    each: fn(*mut raw::RedisModuleString) -> Option<T>,
-) -> (Vec<T>, usize) {
+/// `each` applied to every member of an open set key as the scan meets it, the `Some`s it
+/// returns, and how many scan steps it took. A member is met twice only when the set's table
+/// is resized between two steps, so a scan done in one step (a small set, in one piece) meets
+/// each member once.
+fn scan_set<T>(key: &Key, each: fn(*mut raw::RedisModuleString) -> Option<T>) -> (Vec<T>, usize) {
     struct Scan<T> {
         each: fn(*mut raw::RedisModuleString) -> Option<T>,
         out: Vec<T>,
