@@ -5,9 +5,7 @@
 //! load argument, a redis.conf line, `MODULE LOADEX ... CONFIG` or `CONFIG SET`.
 
 use crate::error::{Error, Result};
-
-/// Ten 365-day years: the largest TTL or max lifetime, in seconds.
-pub const MAX_SECONDS: i64 = 315_360_000;
+use crate::limits::MAX_SECONDS;
 
 /// One module config. `name()` is what follows `session.` in `CONFIG GET`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::limits::{MAX_DEPTH, MAX_GRACE, MAX_SECONDS, MAX_SESSIONS_LIMIT};
+
 /// Anything a command can refuse. The `Display` text is the reply, code included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -14,7 +16,7 @@ pub enum Error {
     NotObject,
     /// The JSON text is longer than `max-data-bytes`.
     TooLarge(i64),
-    /// The JSON is nested deeper than [`crate::json::MAX_DEPTH`].
+    /// The JSON is nested deeper than [`MAX_DEPTH`].
     TooDeep,
     /// `token` is reserved for the reply.
     ReservedToken,
@@ -87,7 +89,7 @@ impl fmt::Display for Error {
             Error::TooDeep => write!(
                 f,
                 "ERR data is nested more than {} levels deep",
-                crate::json::MAX_DEPTH
+                MAX_DEPTH
             ),
             Error::ReservedToken => {
                 f.write_str("ERR data must not contain the reserved property 'token'")
@@ -103,17 +105,17 @@ impl fmt::Display for Error {
             Error::BadTtl => write!(
                 f,
                 "ERR TTL must be a whole number from 1 to {}",
-                crate::config::MAX_SECONDS
+                MAX_SECONDS
             ),
             Error::BadMaxLifetime => write!(
                 f,
                 "ERR MAXLIFETIME must be a whole number from 0 to {}",
-                crate::config::MAX_SECONDS
+                MAX_SECONDS
             ),
             Error::BadMaxSessions => write!(
                 f,
                 "ERR MAXSESSIONS must be a whole number from 1 to {}",
-                crate::session::MAX_SESSIONS_LIMIT
+                MAX_SESSIONS_LIMIT
             ),
             Error::MaxSessionsWithoutIndex => f.write_str(
                 "ERR MAXSESSIONS needs a value of an index: data has none of the properties in session.indexes",
@@ -137,7 +139,7 @@ impl fmt::Display for Error {
             Error::BadGrace => write!(
                 f,
                 "ERR GRACE must be a whole number from 0 to {}",
-                crate::session::MAX_GRACE
+                MAX_GRACE
             ),
             Error::UnknownRotateOption(opt) => {
                 write!(f, "ERR unknown option '{opt}' (expected GRACE seconds)")

@@ -8,9 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-
-/// The deepest nesting accepted, the outer object being level 1.
-pub const MAX_DEPTH: usize = 100;
+use crate::limits::MAX_DEPTH;
 
 /// A JSON object, as session data is.
 pub type Object = Map<String, Value>;

@@ -28,7 +28,7 @@ use rand::CryptoRng;
 use sha2::{Digest, Sha256};
 use siphasher::sip::SipHasher24;
 
-use crate::config::MAX_SECONDS;
+use crate::limits::MAX_SECONDS;
 use crate::session::{self, Lifetime};
 
 /// What every session string starts with.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod layout;
+pub mod limits;
 pub mod session;
 pub mod token;
 
@@ -78,7 +79,8 @@ mod registration {
 
     redis_module! {
         name: "session",
-        version: 1,
+        // MODULE LIST `ver`: major * 10000 + minor * 100 + patch, as RedisJSON and RediSearch do.
+        version: 200,
         allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
         data_types: [],
         init: init,

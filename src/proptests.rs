@@ -12,10 +12,11 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::Value;
 
-use crate::config::{Setting, Settings, MAX_SECONDS};
+use crate::config::{Setting, Settings};
 use crate::error::Error;
-use crate::json::{self, Object, MAX_DEPTH};
+use crate::json::{self, Object};
 use crate::layout::{encode, Domain, Secret, View};
+use crate::limits::{MAX_DEPTH, MAX_SECONDS};
 use crate::session::{CreateOptions, Lifetime, MaxSessions, Stored};
 use crate::token;
 

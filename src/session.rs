@@ -5,9 +5,10 @@
 
 use serde_json::Value;
 
-use crate::config::{Settings, MAX_SECONDS};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::json::{self, Object};
+use crate::limits::{MAX_GRACE, MAX_SECONDS, MAX_SESSIONS_LIMIT};
 
 /// The property CREATE adds unless the data has its own.
 pub const CREATED_AT: &str = "createdAt";
@@ -15,9 +16,6 @@ pub const CREATED_AT: &str = "createdAt";
 pub const TOKEN: &str = "token";
 /// The property reserved for LIST's replies: the session's identifier (`crate::token::hashed`).
 pub const SESSION_ID: &str = "sessionId";
-
-/// The largest `MAXSESSIONS` limit.
-pub const MAX_SESSIONS_LIMIT: i64 = 1_000_000;
 
 /// CREATE's `MAXSESSIONS n [DENY]`: at most `limit` live sessions per value of the primary
 /// index; with `deny`, a CREATE over the limit fails instead of ending the oldest.
@@ -105,9 +103,6 @@ impl CreateOptions {
         Ok(options)
     }
 }
-
-/// The longest grace window of SESSION.ROTATE, in seconds.
-pub const MAX_GRACE: i64 = 300;
 
 /// SESSION.ROTATE's `[GRACE seconds]`: the seconds the old token still reads, 0 for none.
 pub fn parse_rotate_options(args: &[&[u8]]) -> Result<i64> {
