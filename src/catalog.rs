@@ -4,8 +4,10 @@
 
 use std::ffi::CStr;
 
-/// The version the commands first appeared in.
-pub const SINCE: &CStr = c"0.1.0";
+/// The first release, which had CREATE, VALIDATE, GET, UPDATE, DESTROY, REVOKEINDEX and LIST.
+pub const V0_1_0: &CStr = c"0.1.0";
+/// The release that added ROTATE, REVOKEID and CREATE's MAXSESSIONS, DENY and ROUTE.
+pub const V0_2_0: &CStr = c"0.2.0";
 
 /// How a command uses the session key named by its token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct Arg {
     /// The keyword that introduces it (`TTL`), if any.
     pub token: Option<&'static CStr>,
     pub optional: bool,
+    /// The version it was added in, when later than its command's.
+    pub since: Option<&'static CStr>,
 }
 
 /// One command's documentation.
@@ -60,6 +64,8 @@ pub struct CommandDoc {
     pub name: &'static CStr,
     pub summary: &'static CStr,
     pub complexity: &'static CStr,
+    /// The version the command first appeared in (COMMAND DOCS `since`).
+    pub since: &'static CStr,
     /// Redis arity: positive exact, negative minimum, command name included.
     pub arity: i32,
     /// The key at argument 1, when the command declares one.
@@ -79,6 +85,7 @@ const fn arg(name: &'static CStr, kind: ArgKind) -> Arg {
         kind,
         token: None,
         optional: false,
+        since: None,
     }
 }
 
@@ -88,6 +95,15 @@ const fn option(name: &'static CStr, kind: ArgKind, token: &'static CStr) -> Arg
         kind,
         token: Some(token),
         optional: true,
+        since: None,
+    }
+}
+
+/// An option added after its command.
+const fn added(arg: Arg, since: &'static CStr) -> Arg {
+    Arg {
+        since: Some(since),
+        ..arg
     }
 }
 
@@ -102,6 +118,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.create",
         summary: c"Stores a new session for a JSON object and returns it with its new token",
         complexity: c"O(N) in the size of the data, plus O(1) per configured index; with MAXSESSIONS, plus O(M) in the sessions of the primary index value",
+        since: V0_1_0,
         arity: -2,
         key: None,
         route: Some(Route::Keyword(c"ROUTE")),
@@ -110,15 +127,16 @@ pub const COMMANDS: &[CommandDoc] = &[
             arg(c"data", ArgKind::String),
             option(c"seconds", ArgKind::Integer, c"TTL"),
             option(c"max-seconds", ArgKind::Integer, c"MAXLIFETIME"),
-            option(c"limit", ArgKind::Integer, c"MAXSESSIONS"),
-            option(c"deny", ArgKind::PureToken, c"DENY"),
-            option(c"key", ArgKind::RouteKey, c"ROUTE"),
+            added(option(c"limit", ArgKind::Integer, c"MAXSESSIONS"), V0_2_0),
+            added(option(c"deny", ArgKind::PureToken, c"DENY"), V0_2_0),
+            added(option(c"key", ArgKind::RouteKey, c"ROUTE"), V0_2_0),
         ],
     },
     CommandDoc {
         name: c"session.validate",
         summary: c"Returns a session's data and prolongs its expiry",
         complexity: c"O(1) for the session plus O(1) per index it is in",
+        since: V0_1_0,
         arity: 2,
         route: None,
         key: Some(KeyUse::Update),
@@ -129,6 +147,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.get",
         summary: c"Returns a session's data without prolonging it",
         complexity: c"O(1)",
+        since: V0_1_0,
         arity: 2,
         route: None,
         key: Some(KeyUse::Read),
@@ -139,6 +158,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.update",
         summary: c"Applies a JSON Merge Patch to a session's data and prolongs it",
         complexity: c"O(N) in the size of the data, plus O(1) per index it joins or leaves",
+        since: V0_1_0,
         arity: 3,
         route: None,
         key: Some(KeyUse::Update),
@@ -149,6 +169,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.rotate",
         summary: c"Gives a session a new token; the old one ends, or reads for a grace window",
         complexity: c"O(N) in the size of the data, plus O(1) per index the session is in",
+        since: V0_2_0,
         arity: -2,
         route: None,
         key: Some(KeyUse::Delete),
@@ -159,6 +180,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.destroy",
         summary: c"Deletes a session and removes its token from its indexes",
         complexity: c"O(1) per index the session is in",
+        since: V0_1_0,
         arity: 2,
         route: None,
         key: Some(KeyUse::Delete),
@@ -169,6 +191,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.revokeindex",
         summary: c"Destroys every session in an index, optionally except one",
         complexity: c"O(N) where N is the number of tokens in the index",
+        since: V0_1_0,
         arity: -3,
         key: None,
         route: Some(Route::NotKeyAt(2)),
@@ -183,6 +206,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.revokeid",
         summary: c"Destroys the session of an index that LIST gave this identifier (sessionId)",
         complexity: c"O(N) where N is the number of tokens in the index",
+        since: V0_2_0,
         arity: 4,
         key: None,
         route: Some(Route::NotKeyAt(2)),
@@ -193,6 +217,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         name: c"session.list",
         summary: c"Returns every live session in an index, pruning stale tokens",
         complexity: c"O(N) where N is the number of tokens in the index",
+        since: V0_1_0,
         arity: 3,
         key: None,
         route: Some(Route::NotKeyAt(2)),

@@ -272,7 +272,7 @@ fn expected_flags(name: &str) -> BTreeSet<String> {
     flags
 }
 
-/// The cluster routing key of the commands without a token (README "Cluster"): CREATE's
+/// The cluster routing key of the commands without a token (docs/cluster.md): CREATE's
 /// `ROUTE key` found by keyword, REVOKEINDEX's and LIST's value at argument 2, not a key.
 fn check_route_spec(name: &str, specs: &[Json]) {
     assert_eq!(specs.len(), 1, "{name}: one key spec, got {specs:?}");
@@ -470,7 +470,32 @@ fn command_docs_give_summary_complexity_since_group_and_arguments() {
             "{name}: complexity {:?}",
             doc.get("complexity")
         );
-        assert_eq!(doc["since"], json!("0.1.0"), "{name}: since");
+        // The release each command first appeared in: ROTATE and REVOKEID came in 0.2.0.
+        let since = match name {
+            "session.rotate" | "session.revokeid" => "0.2.0",
+            _ => "0.1.0",
+        };
+        assert_eq!(doc["since"], json!(since), "{name}: since");
+        // Arguments added after their command say when: CREATE's MAXSESSIONS, DENY, ROUTE.
+        let added: Vec<(String, String)> = doc["arguments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                let a = pairs(a);
+                let since = a.get("since")?.as_str()?.to_string();
+                Some((a["name"].as_str()?.to_string(), since))
+            })
+            .collect();
+        let want: Vec<(String, String)> = if name == "session.create" {
+            ["limit", "deny", "key"]
+                .iter()
+                .map(|n| (n.to_string(), "0.2.0".to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(added, want, "{name}: arguments' since");
         assert_eq!(doc["group"], json!("module"), "{name}: group");
         assert_eq!(doc["module"], json!("session"), "{name}: module");
         let got: Vec<ArgDoc> = doc["arguments"]

@@ -2,13 +2,13 @@
 //! `COMMAND DOCS` describe every command (arity, key specs, summary, arguments) on Redis 7.0,
 //! where the crate's own command attribute cannot be used.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, CStr};
 use std::mem::{size_of, zeroed};
 use std::ptr;
 
 use redis_module::{raw, Context};
 
-use crate::catalog::{ArgKind, CommandDoc, KeyUse, Route, COMMANDS, SINCE};
+use crate::catalog::{ArgKind, CommandDoc, KeyUse, Route, COMMANDS};
 
 /// Registers the documentation of every command; a failure is logged, not fatal: the
 /// commands work without it. `prefixed`: a `key-prefix` is set (it is load-time only), so
@@ -67,7 +67,7 @@ fn register_one(ctx: &Context, doc: &CommandDoc, prefixed: bool) -> bool {
         version: &version,
         summary: doc.summary.as_ptr(),
         complexity: doc.complexity.as_ptr(),
-        since: SINCE.as_ptr(),
+        since: doc.since.as_ptr(),
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: doc.arity as c_int,
@@ -85,7 +85,7 @@ fn register_one(ctx: &Context, doc: &CommandDoc, prefixed: bool) -> bool {
 }
 
 /// Puts the command in its ACL categories where the server can (Redis 7.2+, Valkey 8; on
-/// 7.0 module commands belong to none, README "ACL"). True when done or not possible here.
+/// 7.0 module commands belong to none, docs/operating.md "ACL"). True when done or not possible here.
 fn set_acl_categories(command: *mut raw::RedisModuleCommand, doc: &CommandDoc) -> bool {
     // SAFETY: the API table is filled once at load, before this runs.
     let Some(set) = (unsafe { raw::RedisModule_SetCommandACLCategories }) else {
@@ -182,6 +182,7 @@ fn command_arg(arg: &crate::catalog::Arg, route_spec: c_int) -> raw::RedisModule
     out.token = arg
         .token
         .map_or(ptr::null(), |t| t.as_ptr().cast::<c_char>());
+    out.since = arg.since.map_or(ptr::null(), CStr::as_ptr);
     out.flags = if arg.optional {
         raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
     } else {
