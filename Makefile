@@ -53,11 +53,16 @@ run: deps build ## Run redis-server redis.conf with the module, in the foregroun
 	redis-server $(RUN_CONF) --port $(PORT) --dir $(RUN_DIR)
 
 .PHONY: test
-test: deps build ## Run unit and integration tests, the examples and the Node package's tests, the cluster tests, then the Python package's tests
+test: deps build ## Run unit and integration tests, the examples and the Node package's tests, the cluster tests, the Python package's tests, then the doc transcripts
 	cargo test --release $(CARGO_TEST_FLAGS)
 	bash scripts/examples.sh
 	bash scripts/cluster-tests.sh
 	bash scripts/python-client-tests.sh
+	bash scripts/transcripts.sh
+
+.PHONY: docs-test
+docs-test: deps build ## Check every redis-cli transcript in README.md and docs/ against a real server
+	bash scripts/transcripts.sh
 
 .PHONY: python-test
 python-test: deps build ## Run only the Python package's tests (clients/python: mypy --strict, pytest on a real server and cluster)

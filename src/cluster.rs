@@ -1,5 +1,5 @@
 //! Redis Cluster placement, apart from the server: hash slots of key names, the slot tags
-//! that tokens carry, and the names of index keys in cluster mode (README "Cluster",
+//! that tokens carry, and the names of index keys in cluster mode (docs/cluster.md,
 //! docs/DESIGN-NOTES.md). No Redis here; the glue asks the server where it can (7.4+).
 //!
 //! - A key's hash slot is CRC16 (XMODEM) of its hash tag (the text between the first `{`

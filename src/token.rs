@@ -42,7 +42,7 @@ pub fn is_well_formed(token: &[u8]) -> bool {
 }
 
 /// What a session is stored under in place of its token with `token-hash sha256`, and the
-/// non-secret identifier LIST gives any session (README "Hashed tokens"): the token's slot tag
+/// non-secret identifier LIST gives any session (docs/security.md "Hashed tokens"): the token's slot tag
 /// (cluster mode), if it has one, followed by the lowercase hex SHA-256 of the whole token.
 /// It keeps the token's hash slot, and is well-formed itself (64 hex digits), but names no
 /// session when presented as a token: see `layout::Domain`.

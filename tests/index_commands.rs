@@ -611,7 +611,7 @@ fn list_replies_every_live_session_with_token_first() {
         let mut m = parse_object(text);
         assert_eq!(keys_of(&m)[..2], ["token", "sessionId"], "{text}");
         let token = m["token"].as_str().unwrap().to_string();
-        // The identifier (README "Hashed tokens"): the token's SHA-256, never the token.
+        // The identifier (docs/security.md "Hashed tokens"): the token's SHA-256, never the token.
         let id = m.shift_remove("sessionId").unwrap();
         assert_eq!(id.as_str(), Some(session_id(&token).as_str()), "{text}");
         // Otherwise shaped like CREATE's reply: the same token, data and key order.

@@ -1,4 +1,4 @@
-//! Storage layout 2 as the README documents it (one string per session, tagged with the
+//! Storage layout 2 as docs/storage.md documents it (one string per session, tagged with the
 //! dataset's secret), the secret's key, and 0.1.0 sessions (hashes written by plain
 //! commands here, as 0.1.0 wrote them) going through every command.
 
@@ -9,7 +9,7 @@ use redis::Value;
 
 const DATA: &str = r#"{"user_id":150,"roles":["admin","editor"],"profile":{"name":"Zoë"}}"#;
 
-/// The README's text, byte for byte: `s2 <tag> <ttl> <deadline> <indexes>\n<data>`, the tag
+/// The text of docs/storage.md, byte for byte: `s2 <tag> <ttl> <deadline> <indexes>\n<data>`, the tag
 /// being SipHash-2-4 of the key name keyed by the secret, computed here independently.
 #[test]
 fn create_writes_the_documented_string() {
@@ -68,7 +68,7 @@ fn a_key_prefix_prefixes_the_secret_and_is_tagged() {
     assert_eq!(stored.tag.unwrap(), tag_v2(&secret, key.as_bytes()));
 }
 
-/// The README describes the layout completely: a session written from it with plain
+/// docs/storage.md describes the layout completely: a session written from it with plain
 /// commands (and the secret read from its key) is one.
 #[test]
 fn a_string_written_as_documented_is_a_session() {

@@ -831,7 +831,7 @@ fn a_forged_grace_record_is_refused() {
 /// meets the foreign key and fails with WRONGTYPE, with or without GRACE, writing nothing
 /// (the replies of the reads around it show it). On 7.0, which has no key events, ROTATE is
 /// the first read that finds the index set gone and ends the session (fail closed, as VALIDATE
-/// and UPDATE do there: README, "Indexes under expiry, deletion and eviction"): nil, no new
+/// and UPDATE do there: docs/storage.md, "Indexes under expiry, deletion and eviction"): nil, no new
 /// session, and the foreign key left alone either way.
 #[test]
 fn an_index_key_of_another_type_refuses_the_rotation() {

@@ -28,7 +28,7 @@ const GRACE_MAX = 300;
 let currentService = null;
 
 // ---------------------------------------------------------------------------------------
-// Cluster placement (README "Cluster"): hash slots, slot tags, index key names.
+// Cluster placement (docs/cluster.md): hash slots, slot tags, index key names.
 
 const SLOTS = 16384;
 const CRC16_TABLE = (() => {

@@ -569,7 +569,7 @@ pub(super) fn index_remove<T: AsRef<[u8]>>(ctx: &Context, index: &[u8], tokens: 
 /// evicted set can be made again by the user's next
 /// login without the old tokens, so membership itself is checked, with `SISMEMBER` through
 /// `RM_Call`: the module API of 7.0 has no other set lookup (it costs VALIDATE a fifth of its
-/// throughput and shows in MONITOR, as the index `SADD`s do; README, "Eviction"). A session
+/// throughput and shows in MONITOR, as the index `SADD`s do; docs/storage.md, "Indexes under expiry, deletion and eviction"). A session
 /// that fails is ended instead of served (fail closed), as key events do at once on 7.2+.
 fn revocable(ctx: &Context, found: &Found) -> bool {
     if capabilities::key_events() {
@@ -774,7 +774,7 @@ fn set_session_expiry(ctx: &Context, found: &Found, expire_at: i64) -> bool {
 /// tracking see) is not the key written (`name`, `<prefix><token>`): both are signalled, so
 /// that a client caching the session by its token hears of the change. A session stored
 /// under its token's hash is not signalled by its token: client tracking in `BCAST` mode
-/// would send the token to every client listening (README "Hashed tokens").
+/// would send the token to every client listening (docs/security.md "Hashed tokens").
 fn signal_token(ctx: &Context, settings: &Settings, token: &RedisString, name: &RedisString) {
     let named_by_token =
         name.as_slice().strip_prefix(settings.key_prefix.as_bytes()) == Some(token.as_slice());

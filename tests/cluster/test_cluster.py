@@ -1,6 +1,6 @@
 """redis-session on a real Redis Cluster (3 primaries, a replica each), through redis-py's
 RedisCluster and redis-cli -c: placement, routing, redirections, resharding and failover.
-README "Cluster" is the contract these hold to."""
+docs/cluster.md is the contract these hold to."""
 
 import hashlib
 import json
@@ -33,7 +33,7 @@ def token_slot(token):
 
 
 def session_id(token):
-    """LIST's sessionId (README "Hashed tokens"): the token's slot tag, then the hex
+    """LIST's sessionId (docs/security.md "Hashed tokens"): the token's slot tag, then the hex
     SHA-256 of the whole token."""
     tag = token[: token.index("}") + 1] if token.startswith("{") else ""
     return tag + hashlib.sha256(token.encode()).hexdigest()

@@ -658,7 +658,7 @@ impl Conn {
     }
 
     /// The session stored at `key`, read with the plain read command of its type and taken
-    /// apart as the README documents either layout; panics when it is neither.
+    /// apart as docs/storage.md documents either layout; panics when it is neither.
     pub fn stored<K: AsRef<[u8]>>(&mut self, key: K) -> StoredSession {
         let key = key.as_ref();
         match self.key_type(key).as_str() {
@@ -699,7 +699,7 @@ impl Conn {
     }
 
     /// Writes `session` at `key` in layout 2 with plain commands, tagged with the dataset's
-    /// secret as the README says (so the module takes it for its own), expiring at
+    /// secret as docs/storage.md says (so the module takes it for its own), expiring at
     /// `expire_at_ms`. The secret must exist (a CREATE makes it).
     pub fn write_v2(
         &mut self,
@@ -941,7 +941,7 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
-    /// Reads the README's text of layout 2; `None` when `value` does not have it.
+    /// Reads the text of layout 2 in docs/storage.md; `None` when `value` does not have it.
     pub fn parse_v2(value: &[u8]) -> Option<StoredSession> {
         let text = std::str::from_utf8(value).ok()?;
         let (header, data) = text.split_once('\n')?;
@@ -990,13 +990,13 @@ impl StoredSession {
     }
 }
 
-/// The README's tag: SipHash-2-4 of `name` keyed by the 16 bytes of the hex `secret`, as 16
+/// The tag of docs/storage.md: SipHash-2-4 of `name` keyed by the 16 bytes of the hex `secret`, as 16
 /// lowercase hex digits.
 pub fn tag_v2(secret: &str, name: &[u8]) -> String {
     sip_tag(&secret_bytes(secret), name)
 }
 
-/// The README's tag of a session stored under its token's hash (`token-hash sha256`):
+/// The tag of docs/storage.md of a session stored under its token's hash (`token-hash sha256`):
 /// keyed by the first 16 bytes of SHA-256 of `redis-session layout 2, hashed token keys`,
 /// a NUL byte, and the secret's 16 bytes.
 pub fn tag_v2_hashed(secret: &str, name: &[u8]) -> String {
@@ -1149,7 +1149,7 @@ pub fn parse_created_at(s: &str) -> Option<i64> {
 /// A 48-character lowercase hex string that no test creates on purpose.
 /// The identifier LIST gives the session of `token` (`sessionId`), which is also what it is
 /// stored under with `token-hash sha256`: the token's slot tag, if any, then the lowercase
-/// hex SHA-256 of the whole token (README "Hashed tokens"), computed here independently.
+/// hex SHA-256 of the whole token (docs/security.md "Hashed tokens"), computed here independently.
 pub fn session_id(token: &str) -> String {
     use sha2::{Digest, Sha256};
     let tag = match (token.starts_with('{'), token.find('}')) {

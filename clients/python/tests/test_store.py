@@ -1,6 +1,6 @@
 """Every method of SessionStore and AsyncSessionStore against real servers, in every mode
 (sync and async, standalone and cluster, decode_responses True and False): see `run` in
-conftest.py. The README's "Commands" section is the contract."""
+conftest.py. The command pages in docs/commands/ are the contract."""
 
 from __future__ import annotations
 
@@ -455,7 +455,7 @@ def test_hostile_arguments(run: Any) -> None:
 
 def test_odd_values_route_to_the_slot_of_the_value(run: Any) -> None:
     """An empty value or one holding braces: the index key takes the slot tag of the value
-    (README "Cluster"); the store computes that very key for ROUTE."""
+    (docs/cluster.md); the store computes that very key for ROUTE."""
 
     async def scenario(h: Harness) -> None:
         s = h.store

@@ -107,7 +107,7 @@ def encode_data(data: Data) -> Tuple[Union[str, bytes], Optional[Mapping[str, An
 
 
 def index_text(value: Any) -> Optional[str]:
-    """The text a data value takes in an index key (README "Storage"): a string's raw text, a
+    """The text a data value takes in an index key (docs/storage.md): a string's raw text, a
     number's or boolean's compact JSON; None for what is not indexed."""
     if value is None:
         return None
@@ -143,7 +143,7 @@ def primary_value(
     data: Optional[Mapping[str, Any]], indexes: Sequence[str]
 ) -> Optional[Tuple[str, str]]:
     """The property and text of the session's primary index value: the first property of
-    ``indexes`` the data has with a string, number or boolean value (README "Cluster")."""
+    ``indexes`` the data has with a string, number or boolean value (docs/cluster.md)."""
     if data is None:
         return None
     for name in indexes:
@@ -196,7 +196,7 @@ def slot_tag(slot: int) -> str:
 
 
 def cluster_index_key(prefix: str, prop: str, value: str) -> str:
-    """The name of an index key in cluster mode (README "Cluster"): ``user_id:{150}``; for an
+    """The name of an index key in cluster mode (docs/cluster.md): ``user_id:{150}``; for an
     empty value or one holding a brace, ``user_id:{<slot tag of the value>}:<value>``."""
     if value and "{" not in value and "}" not in value:
         return f"{prefix}{prop}:{{{value}}}"

@@ -5,7 +5,7 @@ Every exception here is a :class:`SessionError`, which is a
 ``ResponseError`` keeps catching these, and ``except SessionError`` catches every error the
 module replies. The message (``str(e)``, also ``e.message``) is the server's text as
 redis-py gives it: without the leading ``ERR``, with any other code (``WRONGTYPE ...``)
-kept. The texts are those of the README's "Errors" table.
+kept. The texts are those of docs/errors.md.
 
 An unknown, expired or malformed token is not an error: the store's methods return ``None``
 (``False`` for ``destroy``). Cluster redirections (``MOVED``, ``ASK``, ``TRYAGAIN``,

@@ -133,7 +133,7 @@ class SessionStore(_Base):
 
     ``client`` is a ``redis.Redis`` or a ``redis.cluster.RedisCluster``, with
     ``decode_responses`` True or False. On a cluster, every command goes to the node of its
-    key (README "Cluster"): token commands by the token and LIST, REVOKEINDEX, REVOKEID by
+    key (docs/cluster.md): token commands by the token and LIST, REVOKEINDEX, REVOKEID by
     the value (redis-py reads both from COMMAND INFO), and CREATE with ``ROUTE <primary
     index key>``, for which the store needs the ``indexes`` setting: pass ``indexes`` (and
     ``index_prefix`` when not empty), or the store reads ``CONFIG GET session.index*`` from
